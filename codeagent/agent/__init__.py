@@ -1,0 +1,1 @@
+"""The model loop: prompt, Anthropic client (streaming), steps, usage."""

@@ -1,0 +1,102 @@
+"""The Anthropic client: where the key comes from, and API errors as one actionable line."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import anthropic
+
+KEY_VARIABLE = "ANTHROPIC_API_KEY"
+
+
+class MissingAPIKey(RuntimeError):
+    """No API key was found. The message says how to set one."""
+
+
+def find_api_key(search_dirs: list[Path] | None = None) -> str | None:
+    """The key from ``ANTHROPIC_API_KEY``, else from a ``.env`` file in the working directory or above."""
+    key = os.environ.get(KEY_VARIABLE, "").strip()
+    if key:
+        return key
+    for directory in search_dirs or [Path.cwd(), *Path.cwd().parents]:
+        env_file = directory / ".env"
+        if env_file.is_file():
+            value = _read_dotenv_key(env_file)
+            if value:
+                return value
+    return None
+
+
+def _read_dotenv_key(path: Path) -> str | None:
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return None
+    for line in lines:
+        line = line.strip()
+        if line.startswith("export "):
+            line = line[len("export ") :].lstrip()
+        name, sep, value = line.partition("=")
+        if sep and name.strip() == KEY_VARIABLE:
+            return value.strip().strip("'\"") or None
+    return None
+
+
+def make_client(
+    *,
+    api_key: str | None = None,
+    base_url: str | None = None,
+    timeout: float = 600.0,
+    max_retries: int = 2,
+) -> anthropic.Anthropic:
+    """A real ``anthropic.Anthropic`` client, or MissingAPIKey with a message saying what to do."""
+    key = api_key or find_api_key()
+    if not key:
+        raise MissingAPIKey(
+            "No Anthropic API key found. Set ANTHROPIC_API_KEY in the notebook's environment "
+            "(or put ANTHROPIC_API_KEY=... in a .env file next to the notebook), then run the cell again."
+        )
+    return anthropic.Anthropic(
+        api_key=key,
+        base_url=base_url or os.environ.get("ANTHROPIC_BASE_URL") or None,
+        timeout=timeout,
+        max_retries=max_retries,
+    )
+
+
+def describe_api_error(error: Exception) -> str:
+    """One line saying what went wrong with the API and what to do (the key is never included)."""
+    status = getattr(error, "status_code", None)
+    detail = _server_message(error)
+    if isinstance(error, anthropic.AuthenticationError):
+        return "The API key was refused (401). Check ANTHROPIC_API_KEY."
+    if isinstance(error, anthropic.PermissionDeniedError):
+        return f"This key may not use that model or feature (403){detail}."
+    if isinstance(error, anthropic.NotFoundError):
+        return f"Model or endpoint not found (404){detail}. Check --model / CodeAgent.model and --base-url."
+    if isinstance(error, anthropic.RateLimitError):
+        return f"Rate limited (429) after retries{detail}. Wait a minute and run the cell again."
+    if isinstance(error, anthropic.APITimeoutError):
+        return "The API did not answer in time (timeout) after retries. Try again, or raise CodeAgent.timeout."
+    if isinstance(error, anthropic.APIConnectionError):
+        return (
+            "Could not connect to the API (connection refused or no network). Check your connection "
+            "and --base-url, or run offline with --replay."
+        )
+    if status == 529:
+        return f"The API is overloaded (529) after retries{detail}. Try again shortly."
+    if isinstance(error, anthropic.BadRequestError):
+        return f"The API rejected the request (400){detail}."
+    if isinstance(error, anthropic.APIStatusError):
+        return f"The API failed ({status}) after retries{detail}. Try again shortly."
+    return f"{type(error).__name__}: {error}"
+
+
+def _server_message(error: Exception) -> str:
+    body = getattr(error, "body", None)
+    if isinstance(body, dict):
+        message = (body.get("error") or {}).get("message") if isinstance(body.get("error"), dict) else None
+        if message:
+            return f": {str(message)[:200]}"
+    return ""

@@ -1,0 +1,217 @@
+"""The model loop: ask, run the scripts it writes, hand back what they printed, until it answers."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import anthropic
+
+from codeagent.agent.client import describe_api_error
+from codeagent.agent.prompt import (
+    EXECUTE_PYTHON,
+    EXECUTE_PYTHON_TOOL,
+    direct_tool_definitions,
+    system_prompt,
+)
+from codeagent.agent.trace import CodeAgentResult, Listener, ModelStep, ScriptRun, TraceEvent
+from codeagent.sandbox.kernel import ExecutionResult
+from codeagent.sandbox.output import cap_text
+from codeagent.tools.dispatch import ToolCallRecord, ToolDispatcher
+from codeagent.tools.registry import ToolRegistry
+
+
+class Sandbox(Protocol):
+    """What the loop needs of a sandbox (``codeagent.sandbox.kernel.SandboxKernel``)."""
+
+    layers: list[str]
+
+    def set_tools(self, specs: list[dict[str, Any]]) -> None: ...
+
+    def execute(self, code: str, handler: Any, *, on_output: Any = None, on_display: Any = None) -> ExecutionResult: ...
+
+
+@dataclass
+class AgentSettings:
+    model: str = "claude-sonnet-5-5"
+    max_tokens: int = 8192
+    max_steps: int = 10
+    output_chars: int = 20_000
+
+
+class Agent:
+    """Runs one prompt to an answer. Reports every step to ``listener`` as a :class:`TraceEvent`."""
+
+    def __init__(
+        self,
+        client: anthropic.Anthropic,
+        sandbox: Sandbox,
+        registry: ToolRegistry,
+        settings: AgentSettings | None = None,
+        listener: Listener | None = None,
+    ) -> None:
+        self.client = client
+        self.sandbox = sandbox
+        self.registry = registry
+        self.settings = settings or AgentSettings()
+        self.listener = listener
+
+    def _emit(self, kind: Any, data: Any = None) -> None:
+        if self.listener is not None:
+            self.listener(TraceEvent(kind, data))
+
+    def run(
+        self,
+        prompt: str,
+        *,
+        history: list[dict[str, Any]] | None = None,
+        data_section: str = "",
+    ) -> CodeAgentResult:
+        """Ask ``prompt`` (after ``history``) and loop until the model answers or the step limit."""
+        s = self.settings
+        result = CodeAgentResult(prompt=prompt, model=s.model, sandbox_layers=list(self.sandbox.layers))
+        started = time.perf_counter()
+        tools = list(self.registry)
+        self.sandbox.set_tools([t.spec() for t in tools])
+        system = [{"type": "text", "text": system_prompt(tools, data_section), "cache_control": {"type": "ephemeral"}}]
+        api_tools = [EXECUTE_PYTHON_TOOL, *direct_tool_definitions(tools)]
+        messages: list[dict[str, Any]] = [*(history or []), {"role": "user", "content": prompt}]
+        try:
+            self._loop(result, system, api_tools, messages)
+        except KeyboardInterrupt:
+            result.status = "interrupted"
+            result.error = "Interrupted by the user."
+        except anthropic.APIError as e:
+            result.status = "error"
+            result.error = describe_api_error(e)
+        result.duration_s = time.perf_counter() - started
+        if result.status != "done" and result.error:
+            self._emit("error", result.error)
+        self._emit("done", result)
+        return result
+
+    def _loop(
+        self,
+        result: CodeAgentResult,
+        system: list[dict[str, Any]],
+        api_tools: list[dict[str, Any]],
+        messages: list[dict[str, Any]],
+    ) -> None:
+        s = self.settings
+        for step in range(1, s.max_steps + 1):
+            message = self._ask(result, step, system, api_tools, messages)
+            tool_uses = [b for b in message.content if b.type == "tool_use"]
+            if message.stop_reason != "tool_use" or not tool_uses:
+                result.answer = _text_of(message)
+                result.status = "done"
+                return
+            if step == s.max_steps:
+                break
+            messages.append({"role": "assistant", "content": [_block_param(b) for b in message.content]})
+            messages.append({"role": "user", "content": [self._run_tool(result, step, b) for b in tool_uses]})
+        result.answer = _text_of(message)
+        result.status = "max_steps"
+        result.error = (
+            f"Stopped after {s.max_steps} model steps without a final answer. Raise the limit with "
+            f"--max-steps, or ask a narrower question."
+        )
+
+    def _ask(
+        self,
+        result: CodeAgentResult,
+        step: int,
+        system: list[dict[str, Any]],
+        api_tools: list[dict[str, Any]],
+        messages: list[dict[str, Any]],
+    ) -> Any:
+        s = self.settings
+        self._emit("model_started", step)
+        started = time.perf_counter()
+        with self.client.messages.stream(
+            model=s.model, max_tokens=s.max_tokens, system=system, messages=messages, tools=api_tools
+        ) as stream:
+            for text in stream.text_stream:
+                self._emit("model_text", text)
+            message = stream.get_final_message()
+        result.usage.add(message.usage)
+        model_step = ModelStep(
+            index=step,
+            text=_text_of(message),
+            stop_reason=message.stop_reason,
+            input_tokens=message.usage.input_tokens,
+            output_tokens=message.usage.output_tokens,
+            duration_s=time.perf_counter() - started,
+        )
+        result.steps.append(model_step)
+        self._emit("model_finished", model_step)
+        return message
+
+    def _run_tool(self, result: CodeAgentResult, step: int, block: Any) -> dict[str, Any]:
+        """Answer one tool_use block with a tool_result block."""
+        if block.name == EXECUTE_PYTHON:
+            code = block.input.get("code") if isinstance(block.input, dict) else None
+            if not isinstance(code, str) or not code.strip():
+                return _tool_result(block.id, 'execute_python needs {"code": "<python script>"}.', True)
+            run = self._run_script(result, step, code)
+            return _tool_result(block.id, run.output, run.status != "ok")
+        tool = self.registry.get(block.name)
+        if tool is None or tool.mode != "direct":
+            return _tool_result(block.id, f"There is no tool named {block.name!r}.", True)
+        calls: list[ToolCallRecord] = []
+        reply = ToolDispatcher(self.registry, calls.append).handle(
+            {"id": block.id, "tool": block.name, "args": block.input}
+        )
+        for call in calls:
+            self._emit("tool_call", call)
+        if reply["ok"]:
+            return _tool_result(block.id, cap_text(reply["value_json"], self.settings.output_chars), False)
+        error = reply["error"]
+        return _tool_result(block.id, f"{error['type']}: {error['message']}", True)
+
+    def _run_script(self, result: CodeAgentResult, step: int, code: str) -> ScriptRun:
+        run = ScriptRun(step=step, code=code)
+        result.scripts.append(run)
+        self._emit("script_started", run)
+
+        def on_call(call: ToolCallRecord) -> None:
+            run.tool_calls.append(call)
+            self._emit("tool_call", call)
+
+        dispatcher = ToolDispatcher(self.registry, on_call)
+        try:
+            outcome = self.sandbox.execute(
+                code, dispatcher.handle, on_output=lambda text: self._emit("script_output", text)
+            )
+        except KeyboardInterrupt:
+            run.status = "interrupted"
+            self._emit("script_finished", run)
+            raise
+        run.output = outcome.output
+        run.status = outcome.status
+        run.error_name = outcome.error_name
+        run.duration_s = outcome.duration_s
+        run.output_chars = outcome.output_chars
+        run.displays = outcome.displays
+        self._emit("script_finished", run)
+        return run
+
+
+def _text_of(message: Any) -> str:
+    return "".join(b.text for b in message.content if b.type == "text").strip()
+
+
+def _block_param(block: Any) -> dict[str, Any]:
+    if block.type == "text":
+        return {"type": "text", "text": block.text}
+    if block.type == "tool_use":
+        return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
+    return json.loads(block.model_dump_json(exclude_none=True))
+
+
+def _tool_result(tool_use_id: str, content: str, is_error: bool) -> dict[str, Any]:
+    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": tool_use_id, "content": content}
+    if is_error:
+        block["is_error"] = True
+    return block

@@ -1,0 +1,62 @@
+"""The system prompt and the one client tool the model acts through."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from codeagent.tools.registry import Tool
+
+EXECUTE_PYTHON = "execute_python"
+
+EXECUTE_PYTHON_TOOL: dict[str, Any] = {
+    "name": EXECUTE_PYTHON,
+    "description": (
+        "Run a Python script in the sandboxed kernel. The tool functions listed in the system prompt are "
+        "already defined there. Returns only what the script prints (and the repr of a final expression), "
+        "or the traceback if it fails. Variables persist between scripts."
+    ),
+    "input_schema": {
+        "type": "object",
+        "properties": {"code": {"type": "string", "description": "The Python script to run."}},
+        "required": ["code"],
+    },
+}
+
+HOW_TO_WORK = """\
+You answer questions inside a Jupyter notebook by writing Python. Use the `execute_python` tool to run a \
+script in a sandboxed Python kernel (no network, no files outside its working directory, no installs). \
+These functions are already defined in that kernel; call them directly, do not import or redefine them:
+
+```python
+{stubs}
+```
+{data_section}
+How to work:
+- Prefer ONE script that does all the work: call the functions, loop over results, filter and aggregate in \
+Python. Calls are cheap; your context is not.
+- Only what the script prints (and the value of its last expression) comes back to you. Print only what the \
+answer needs: totals, the few matching rows, short summaries. Never print raw tool results in bulk.
+- If a script fails you will see the traceback; fix the script and run it again. Variables persist between \
+scripts.
+- When you have what you need, reply with the answer in concise Markdown, without calling the tool again.
+"""
+
+
+def tool_stubs(tools: Iterable[Tool]) -> str:
+    stubs = [t.stub for t in tools]
+    return "\n".join(stubs) if stubs else "# (no tools are registered: plain Python only)"
+
+
+def system_prompt(tools: Iterable[Tool], data_section: str = "") -> str:
+    section = f"\n{data_section.strip()}\n" if data_section.strip() else ""
+    return HOW_TO_WORK.format(stubs=tool_stubs(tools).rstrip(), data_section=section)
+
+
+def direct_tool_definitions(tools: Iterable[Tool]) -> list[dict[str, Any]]:
+    """Tools marked ``mode="direct"`` as ordinary Anthropic tool definitions."""
+    return [
+        {"name": t.name, "description": t.description or t.name, "input_schema": t.input_schema}
+        for t in tools
+        if t.mode == "direct"
+    ]

@@ -1,0 +1,130 @@
+"""What one ``%codeagent`` call did: trace events as they happen, and the finished result."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from codeagent.tools.dispatch import ToolCallRecord
+
+Status = Literal["running", "done", "max_steps", "error", "interrupted"]
+EventKind = Literal[
+    "model_started",  # a request to the model was sent (data: step)
+    "model_text",  # streamed text delta (data: text)
+    "model_finished",  # one model response complete (data: ModelStep)
+    "script_started",  # data: ScriptRun (no output yet)
+    "script_output",  # data: text chunk printed by the script
+    "tool_call",  # data: ToolCallRecord
+    "script_finished",  # data: ScriptRun
+    "error",  # data: message
+    "done",  # data: CodeAgentResult
+]
+
+
+@dataclass
+class Usage:
+    """Token usage summed over the model requests of a call."""
+
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_input_tokens: int = 0
+    cache_read_input_tokens: int = 0
+    requests: int = 0
+
+    def add(self, usage: Any) -> None:
+        """Add an ``anthropic.types.Usage`` (or another Usage)."""
+        self.input_tokens += getattr(usage, "input_tokens", 0) or 0
+        self.output_tokens += getattr(usage, "output_tokens", 0) or 0
+        self.cache_creation_input_tokens += getattr(usage, "cache_creation_input_tokens", 0) or 0
+        self.cache_read_input_tokens += getattr(usage, "cache_read_input_tokens", 0) or 0
+        self.requests += getattr(usage, "requests", 1)
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens + self.cache_creation_input_tokens + self.cache_read_input_tokens
+
+
+@dataclass
+class ScriptRun:
+    """One ``execute_python`` call: the code, what the model saw, how it ended."""
+
+    step: int
+    code: str
+    output: str = ""
+    status: str = "running"  # ok, error, timeout, crashed, interrupted
+    error_name: str | None = None
+    duration_s: float = 0.0
+    output_chars: int = 0  # printed by the script, before capping
+    tool_calls: list[ToolCallRecord] = field(default_factory=list)
+    displays: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class ModelStep:
+    """One model response."""
+
+    index: int
+    text: str
+    stop_reason: str | None
+    input_tokens: int
+    output_tokens: int
+    duration_s: float
+
+
+@dataclass
+class TraceEvent:
+    kind: EventKind
+    data: Any = None
+    at: float = field(default_factory=time.time)
+
+
+Listener = Callable[[TraceEvent], None]
+
+
+@dataclass
+class CodeAgentResult:
+    """The outcome of one ``%codeagent`` call. ``answer`` is the model's final text."""
+
+    prompt: str
+    model: str
+    answer: str = ""
+    status: Status = "running"
+    error: str | None = None
+    scripts: list[ScriptRun] = field(default_factory=list)
+    steps: list[ModelStep] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    value: Any = None
+    duration_s: float = 0.0
+    replayed: bool = False
+    sandbox_layers: list[str] = field(default_factory=list)
+
+    @property
+    def tool_calls(self) -> list[ToolCallRecord]:
+        return [call for script in self.scripts for call in script.tool_calls]
+
+    @property
+    def outputs(self) -> list[str]:
+        """The script output the model saw, one entry per script."""
+        return [s.output for s in self.scripts]
+
+    @property
+    def tool_result_chars(self) -> int:
+        """Characters the tools returned to the scripts (data that stayed out of the model's context)."""
+        return sum(c.result_chars for c in self.tool_calls)
+
+    @property
+    def model_saw_chars(self) -> int:
+        """Characters of script output that went back to the model."""
+        return sum(len(s.output) for s in self.scripts)
+
+    def __repr__(self) -> str:
+        answer = self.answer if len(self.answer) <= 80 else self.answer[:77] + "..."
+        return (
+            f"CodeAgentResult(status={self.status!r}, scripts={len(self.scripts)}, "
+            f"tool_calls={len(self.tool_calls)}, tokens={self.usage.total_tokens}, answer={answer!r})"
+        )
+
+    def __str__(self) -> str:
+        return self.answer if self.status == "done" else f"[{self.status}] {self.error or self.answer}"

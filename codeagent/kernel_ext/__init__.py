@@ -1,0 +1,1 @@
+"""The notebook side: the %codeagent magics, their configuration, and the per-notebook session."""

@@ -1,0 +1,94 @@
+"""The per-notebook session: conversation so far, the sandbox handle, the tool registry, usage totals."""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from codeagent.agent.loop import Agent, AgentSettings
+from codeagent.agent.trace import CodeAgentResult, Listener, Usage
+from codeagent.sandbox.kernel import SandboxKernel
+from codeagent.sandbox.policy import SandboxPolicy
+from codeagent.tools.registry import ToolRegistry, default_registry
+
+
+@dataclass
+class Session:
+    """State that lives as long as the notebook's kernel (or until ``--reset``)."""
+
+    registry: ToolRegistry = field(default_factory=lambda: default_registry)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    calls: int = 0
+    _sandbox: SandboxKernel | None = None
+    _warming: threading.Thread | None = None
+    _warm_error: BaseException | None = None
+
+    def warm_up(self, policy: SandboxPolicy) -> None:
+        """Start a sandbox in the background so the first call does not wait for kernel start-up."""
+        if self._sandbox is not None or self._warming is not None:
+            return
+
+        def start() -> None:
+            try:
+                self._sandbox = SandboxKernel(policy).start()
+            except BaseException as e:  # reported when the sandbox is first needed
+                self._warm_error = e
+
+        self._warming = threading.Thread(target=start, name="codeagent-warm-sandbox", daemon=True)
+        self._warming.start()
+
+    def sandbox(self, policy: SandboxPolicy) -> SandboxKernel:
+        """The running sandbox, started (or restarted under a changed policy) as needed."""
+        if self._warming is not None:
+            self._warming.join()
+            self._warming = None
+            if self._warm_error is not None:
+                error, self._warm_error = self._warm_error, None
+                raise error
+        if self._sandbox is not None and (self._sandbox.policy != policy or not self._sandbox.is_alive()):
+            self._sandbox.shutdown()
+            self._sandbox = None
+        if self._sandbox is None:
+            self._sandbox = SandboxKernel(policy).start()
+        return self._sandbox
+
+    def ask(
+        self,
+        prompt: str,
+        client: Any,
+        settings: AgentSettings,
+        policy: SandboxPolicy,
+        listener: Listener | None = None,
+        data_section: str = "",
+    ) -> CodeAgentResult:
+        """Run one prompt, continuing the conversation."""
+        agent = Agent(client, self.sandbox(policy), self.registry, settings, listener)
+        result = agent.run(prompt, history=self.history, data_section=data_section)
+        self.calls += 1
+        self.usage.add(result.usage)
+        if result.status in ("done", "max_steps"):
+            self.history.extend(conversation_turns(result))
+        return result
+
+    def new_conversation(self) -> None:
+        self.history.clear()
+
+    def close(self) -> None:
+        if self._warming is not None:
+            self._warming.join()
+            self._warming = None
+        if self._sandbox is not None:
+            self._sandbox.shutdown()
+            self._sandbox = None
+
+
+def conversation_turns(result: CodeAgentResult) -> list[dict[str, Any]]:
+    """What a follow-up remembers of a call: the prompt, the scripts run and the answer (no data)."""
+    scripts = "\n\n".join(f"```python\n{s.code}\n```" for s in result.scripts)
+    recap = f"(Scripts I ran:)\n{scripts}\n\n{result.answer}" if scripts else result.answer
+    return [
+        {"role": "user", "content": result.prompt},
+        {"role": "assistant", "content": recap or "(no answer)"},
+    ]

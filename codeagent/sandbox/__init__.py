@@ -1,0 +1,1 @@
+"""The locked-down kernel: launcher, lockdown layers, kernel manager, bridge and runtime."""

@@ -1,0 +1,398 @@
+"""The sandbox kernel: a separate ipykernel started through our launcher, with the tool bridge beside it."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from queue import Empty
+from typing import Any, Literal
+
+import zmq
+from jupyter_client import KernelManager
+from jupyter_client.kernelspec import KernelSpec
+
+from codeagent.sandbox.bridge import BridgeServer, Handler
+from codeagent.sandbox.launch_spec import LaunchSpec
+from codeagent.sandbox.output import OutputCollector, strip_ansi
+from codeagent.sandbox.policy import SandboxPolicy
+
+ExecStatus = Literal["ok", "error", "timeout", "crashed", "interrupted"]
+
+#: Environment variables passed into the sandbox, when set on the host. Nothing else (no keys, no tokens).
+ENV_ALLOW = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
+START_TIMEOUT = 60.0
+
+
+class SandboxError(RuntimeError):
+    """The sandbox could not be started or set up."""
+
+
+@dataclass
+class ExecutionResult:
+    """What one script did, as the host saw it."""
+
+    output: str  # what the model is shown (capped)
+    status: ExecStatus
+    error_name: str | None = None
+    duration_s: float = 0.0
+    output_chars: int = 0  # before capping
+    displays: list[dict[str, Any]] = field(default_factory=list)
+    notice: str | None = None  # e.g. "the sandbox was restarted"
+
+
+def python_prefix_paths() -> list[str]:
+    """Every directory the interpreter needs: base prefix, venv prefix, and sys.path entries outside them."""
+    roots = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, sys.exec_prefix)}
+    paths = set(roots)
+    package_root = str(Path(__file__).resolve().parents[2])
+    for entry in [*sys.path, package_root]:
+        real = os.path.realpath(entry) if entry else ""
+        if real and os.path.isdir(real) and not any(real == r or real.startswith(r + os.sep) for r in roots):
+            paths.add(real)
+    return sorted(paths)
+
+
+def sandbox_env(workspace: str) -> dict[str, str]:
+    """The sandbox's whole environment, built from an allow-list."""
+    env = {k: os.environ[k] for k in ENV_ALLOW if k in os.environ}
+    package_root = str(Path(__file__).resolve().parents[2])
+    env.update(
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
+        HOME=workspace,
+        TMPDIR=workspace,
+        PYTHONPATH=package_root,
+        PYTHONDONTWRITEBYTECODE="1",
+        PYTHONUNBUFFERED="1",
+        MPLBACKEND="module://matplotlib_inline.backend_inline",
+        MPLCONFIGDIR=workspace,
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+    )
+    return env
+
+
+def choose_layers(policy: SandboxPolicy) -> tuple[list[str], list[str]]:
+    """Lockdown layers for this machine and the notes explaining any that are missing."""
+    try:
+        from codeagent.sandbox.layers_for import choose_layers as choose
+    except ImportError:
+        return [], ["lockdown layers are not built yet: the sandbox is a separate kernel only"]
+    return choose(policy.mode)
+
+
+class SandboxKernel:
+    """One locked-down ipykernel with its run directory, workspace and tool bridge."""
+
+    def __init__(self, policy: SandboxPolicy | None = None, *, workspace: str | None = None) -> None:
+        self.policy = policy or SandboxPolicy()
+        self._own_workspace = workspace is None
+        self.workspace = workspace
+        self.run_dir: str | None = None
+        self.km: KernelManager | None = None
+        self.kc: Any = None
+        self.bridge: BridgeServer | None = None
+        self.layers: list[str] = []
+        self.layer_notes: list[str] = []
+        self._token = secrets.token_hex(16)
+        self._tool_specs: list[dict[str, Any]] = []
+        self._context: zmq.Context[Any] = zmq.Context.instance()
+        self.restarts = 0
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    def start(self) -> SandboxKernel:
+        self.run_dir = tempfile.mkdtemp(prefix="codeagent-")  # mkdtemp makes it 0700
+        if self.workspace is None:
+            self.workspace = tempfile.mkdtemp(prefix="codeagent-ws-")
+        os.makedirs(self.workspace, exist_ok=True)
+        self.layers, self.layer_notes = choose_layers(self.policy)
+        self.bridge = BridgeServer(self._context, f"ipc://{self.run_dir}/bridge", self._token)
+        self._start_kernel()
+        return self
+
+    def _launch_spec(self, connection_file: str) -> LaunchSpec:
+        assert self.run_dir and self.workspace
+        p = self.policy
+        return LaunchSpec(
+            argv=[sys.executable, "-m", "codeagent.sandbox.kernel_main", "-f", connection_file],
+            env=sandbox_env(self.workspace),
+            workspace=self.workspace,
+            run_dir=self.run_dir,
+            readable_paths=python_prefix_paths(),
+            layers=self.layers,
+            limits={
+                "memory_mb": p.memory_mb,
+                "cpu_seconds": p.cpu_seconds,
+                "max_processes": p.max_processes,
+                "max_file_mb": p.max_file_mb,
+                "max_open_files": p.max_open_files,
+            },
+            uid=p.sandbox_uid if os.geteuid() == 0 else None,
+        )
+
+    def _start_kernel(self) -> None:
+        assert self.run_dir
+        km = KernelManager(transport="ipc")
+        km.ip = os.path.join(self.run_dir, "k")
+        km.connection_file = os.path.join(self.run_dir, "kernel.json")
+        launch_path = os.path.join(self.run_dir, "launch.json")
+        with open(launch_path, "w", encoding="utf-8") as f:
+            json.dump(self._launch_spec(km.connection_file), f)
+        km._kernel_spec = KernelSpec(
+            argv=[sys.executable, "-m", "codeagent.sandbox.launcher", launch_path],
+            language="python",
+            display_name="codeagent sandbox",
+            interrupt_mode="signal",
+        )
+        log = open(os.path.join(self.run_dir, "kernel.log"), "ab")  # noqa: SIM115 - lives with the kernel
+        km.start_kernel(env=self._launch_spec(km.connection_file)["env"], stdout=log, stderr=log)
+        log.close()
+        kc = km.blocking_client()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=START_TIMEOUT)
+        except RuntimeError as e:
+            kc.stop_channels()
+            km.shutdown_kernel(now=True)
+            raise SandboxError(f"the sandbox kernel did not start: {e}\n{self.kernel_log()[-2000:]}") from None
+        self.km, self.kc = km, kc
+        self._setup_runtime()
+
+    def kernel_log(self) -> str:
+        try:
+            return Path(self.run_dir or "", "kernel.log").read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def _setup_runtime(self) -> None:
+        code = (
+            "import codeagent.sandbox.runtime as _ca_runtime\n"
+            f"_ca_runtime.setup({json.dumps(self.policy.cpu_seconds)})\n"
+            "del _ca_runtime\n"
+        )
+        self._run_silent(code)
+        if self._tool_specs:
+            self.set_tools(self._tool_specs)
+
+    def set_tools(self, specs: list[dict[str, Any]]) -> None:
+        """Define one stub per tool spec in the sandbox's namespace."""
+        assert self.bridge
+        self._tool_specs = specs
+        code = (
+            "import codeagent.sandbox.runtime as _ca_runtime\n"
+            f"_ca_runtime.install({self.bridge.address!r}, {self._token!r}, "
+            f"__import__('json').loads({json.dumps(json.dumps(specs))}), globals())\n"
+            "del _ca_runtime\n"
+        )
+        self._run_silent(code)
+
+    def _run_silent(self, code: str, timeout: float = 30.0) -> None:
+        reply = self.kc.execute_interactive(
+            code, silent=True, store_history=False, timeout=timeout, output_hook=lambda msg: None
+        )
+        if reply["content"]["status"] != "ok":
+            tb = strip_ansi("\n".join(reply["content"].get("traceback", [])))
+            raise SandboxError(f"sandbox setup failed:\n{tb}")
+
+    def is_alive(self) -> bool:
+        return bool(self.km and self.km.is_alive())
+
+    def restart(self) -> None:
+        """Kill the kernel and start a fresh one (tools are installed again)."""
+        self.restarts += 1
+        self._stop_kernel()
+        self._start_kernel()
+
+    def _stop_kernel(self) -> None:
+        if self.kc is not None:
+            self.kc.stop_channels()
+            self.kc = None
+        if self.km is not None:
+            with contextlib.suppress(Exception):
+                self.km.shutdown_kernel(now=True)
+            self.km.cleanup_resources()
+            self.km = None
+
+    def shutdown(self) -> None:
+        self._stop_kernel()
+        if self.bridge is not None:
+            self.bridge.close()
+            self.bridge = None
+        if self.run_dir:
+            shutil.rmtree(self.run_dir, ignore_errors=True)
+        if self._own_workspace and self.workspace:
+            shutil.rmtree(self.workspace, ignore_errors=True)
+
+    def __enter__(self) -> SandboxKernel:
+        return self if self.km else self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # -- running scripts ---------------------------------------------------------------------------
+
+    def execute(
+        self,
+        code: str,
+        handler: Handler,
+        *,
+        on_output: Callable[[str], None] | None = None,
+        on_display: Callable[[dict[str, Any]], None] | None = None,
+    ) -> ExecutionResult:
+        """Run ``code``; serve its tool calls with ``handler`` on this thread until it finishes.
+
+        A wall-clock overrun interrupts the script, and kills and restarts the kernel if the interrupt is
+        not heeded; a dead kernel is restarted. Ctrl-C on the host interrupts the script and re-raises.
+        """
+        assert self.kc is not None and self.bridge is not None
+        kc, policy = self.kc, self.policy
+        out = OutputCollector(hard_limit=policy.output_hard_bytes)
+        started = time.perf_counter()
+        msg_id = kc.execute(code, silent=False, store_history=True, allow_stdin=False)
+        poller = zmq.Poller()
+        for sock in (kc.iopub_channel.socket, kc.shell_channel.socket, self.bridge.socket):
+            poller.register(sock, zmq.POLLIN)
+        reply: dict[str, Any] | None = None
+        idle = False
+        status: ExecStatus = "ok"
+        notice: str | None = None
+        deadline = started + policy.wall_seconds
+        next_alive_check = started + 0.5
+        try:
+            while reply is None or not idle:
+                ready = dict(poller.poll(100))
+                if self.bridge.socket in ready:
+                    self.bridge.serve_pending(handler)
+                if kc.iopub_channel.socket in ready:
+                    idle = self._drain_iopub(msg_id, out, on_output, on_display) or idle
+                if kc.shell_channel.socket in ready:
+                    reply = self._drain_shell(msg_id) or reply
+                now = time.perf_counter()
+                if now > deadline:
+                    status, notice = "timeout", self._stop_overrun(msg_id, out)
+                    break
+                if now > next_alive_check:
+                    next_alive_check = now + 0.5
+                    if not self.is_alive():
+                        status = "crashed"
+                        notice = self._recover_crash()
+                        break
+        except KeyboardInterrupt:
+            self.interrupt_and_wait(msg_id)
+            raise
+        error_name = None
+        if reply is not None and reply["content"].get("status") == "error":
+            status = "error"
+            error_name = reply["content"].get("ename")
+            if out.traceback is None:
+                out.traceback = strip_ansi("\n".join(reply["content"].get("traceback", [])))
+        if notice:
+            out.traceback = (out.traceback + "\n" if out.traceback else "") + notice
+        return ExecutionResult(
+            output=out.for_model(policy.output_chars),
+            status=status,
+            error_name=error_name or ({"timeout": "TimeoutError", "crashed": "SandboxCrashed"}.get(status)),
+            duration_s=time.perf_counter() - started,
+            output_chars=out.total_chars,
+            displays=out.displays,
+            notice=notice,
+        )
+
+    def _drain_iopub(
+        self,
+        msg_id: str,
+        out: OutputCollector,
+        on_output: Callable[[str], None] | None,
+        on_display: Callable[[dict[str, Any]], None] | None,
+    ) -> bool:
+        """Take every waiting IOPub message; True once the kernel went idle for our request."""
+        idle = False
+        while True:
+            try:
+                msg = self.kc.iopub_channel.get_msg(timeout=0)
+            except Empty:
+                return idle
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind, content = msg["msg_type"], msg["content"]
+            if kind == "stream":
+                text = str(content.get("text", ""))
+                out.add(text)
+                if on_output:
+                    on_output(text)
+            elif kind == "execute_result":
+                out.result_repr = str(content.get("data", {}).get("text/plain", ""))[: out.hard_limit]
+            elif kind == "error":
+                out.traceback = strip_ansi("\n".join(content.get("traceback", [])))[: out.hard_limit]
+            elif kind in ("display_data", "update_display_data"):
+                bundle = {"data": content.get("data", {}), "metadata": content.get("metadata", {})}
+                out.displays.append(bundle)
+                out.add(f"[display {len(out.displays)}: {_describe_bundle(bundle['data'])}]\n")
+                if on_display:
+                    on_display(bundle)
+            elif kind == "status" and content.get("execution_state") == "idle":
+                idle = True
+
+    def _drain_shell(self, msg_id: str) -> dict[str, Any] | None:
+        found = None
+        while True:
+            try:
+                msg = self.kc.shell_channel.get_msg(timeout=0)
+            except Empty:
+                return found
+            if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                found = msg
+
+    def interrupt_and_wait(self, msg_id: str, grace: float = 2.0) -> bool:
+        """Interrupt the running script; True if the kernel answered within ``grace`` seconds."""
+        if self.km is None:
+            return False
+        try:
+            self.km.interrupt_kernel()
+        except Exception:
+            return False
+        end = time.perf_counter() + grace
+        while time.perf_counter() < end:
+            try:
+                msg = self.kc.shell_channel.get_msg(timeout=0.05)
+            except Empty:
+                continue
+            if msg.get("parent_header", {}).get("msg_id") == msg_id:
+                self._drain_iopub(msg_id, OutputCollector(hard_limit=0), None, None)
+                return True
+        return False
+
+    def _stop_overrun(self, msg_id: str, out: OutputCollector) -> str:
+        limit = self.policy.wall_seconds
+        if self.interrupt_and_wait(msg_id):
+            return f"TimeoutError: the script ran longer than {limit:g} s (wall clock) and was interrupted."
+        self.restart()
+        return (
+            f"TimeoutError: the script ran longer than {limit:g} s (wall clock) and ignored the interrupt; "
+            "the sandbox was killed and restarted, so its variables are gone."
+        )
+
+    def _recover_crash(self) -> str:
+        code = self.km.provisioner.process.returncode if self.km and self.km.provisioner else None  # type: ignore[union-attr]
+        self.restart()
+        how = f" (exit status {code})" if code is not None else ""
+        return (
+            f"SandboxCrashed: the sandbox kernel died during the script{how}, e.g. out of memory or killed; "
+            "it was restarted, so its variables are gone."
+        )
+
+
+def _describe_bundle(data: dict[str, Any]) -> str:
+    if "image/png" in data:
+        return "PNG image"
+    if "text/html" in data:
+        return "HTML"
+    return ", ".join(sorted(data)) or "empty"

@@ -1,0 +1,39 @@
+"""The contract between the host (which writes it) and the launcher (which reads it)."""
+
+from __future__ import annotations
+
+from typing import TypedDict
+
+#: Layer names, in the order the launcher applies them.
+ALL_LAYERS: tuple[str, ...] = (
+    "rlimits",
+    "namespaces",
+    "mounts",
+    "nproc",
+    "pidns",
+    "capabilities",
+    "no_new_privs",
+    "landlock",
+    "seccomp",
+)
+
+
+class Limits(TypedDict):
+    memory_mb: int
+    cpu_seconds: int
+    max_processes: int
+    max_file_mb: int
+    max_open_files: int
+
+
+class LaunchSpec(TypedDict):
+    """Written as JSON into the run directory; ``python -m codeagent.sandbox.launcher FILE`` reads it."""
+
+    argv: list[str]  # what to exec at the end (ipykernel), argv[0] an absolute path
+    env: dict[str, str]  # the complete environment of the kernel (already allow-listed)
+    workspace: str  # absolute; the kernel's working directory, writable
+    run_dir: str  # absolute, 0700; connection file, ipc sockets, bridge socket; must stay reachable
+    readable_paths: list[str]  # the Python prefix: read + execute inside the sandbox
+    layers: list[str]  # subset of ALL_LAYERS, applied in that order; [] means unsandboxed
+    limits: Limits
+    uid: int | None  # when the host is root: the unprivileged uid (and gid) to run as

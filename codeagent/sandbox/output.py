@@ -1,0 +1,61 @@
+"""Collect a script's output on the host, with a hard cap, and shape what the model sees."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+
+
+def strip_ansi(text: str) -> str:
+    return _ANSI.sub("", text)
+
+
+def cap_text(text: str, limit: int) -> str:
+    """``text`` if short enough, else its head and tail around a visible ``… truncated N chars`` note."""
+    if len(text) <= limit:
+        return text
+    tail = min(2_000, limit // 4)
+    head = limit - tail
+    dropped = len(text) - head - tail
+    return f"{text[:head]}\n… truncated {dropped:,} chars …\n{text[len(text) - tail :]}"
+
+
+@dataclass
+class OutputCollector:
+    """Everything a script printed, in arrival order, kept up to ``hard_limit`` characters."""
+
+    hard_limit: int
+    parts: list[str] = field(default_factory=list)
+    kept: int = 0
+    dropped: int = 0
+    result_repr: str | None = None
+    traceback: str | None = None
+    displays: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, text: str) -> None:
+        room = self.hard_limit - self.kept
+        if room <= 0:
+            self.dropped += len(text)
+            return
+        piece = text[:room]
+        self.parts.append(piece)
+        self.kept += len(piece)
+        self.dropped += len(text) - len(piece)
+
+    @property
+    def total_chars(self) -> int:
+        return self.kept + self.dropped + len(self.result_repr or "") + len(self.traceback or "")
+
+    def for_model(self, limit: int) -> str:
+        """Printed output, then the final expression's repr or the traceback, capped at ``limit`` chars."""
+        text = "".join(self.parts)
+        if self.dropped:
+            text += f"\n… {self.dropped:,} more chars of output were dropped by the host …\n"
+        if self.result_repr is not None:
+            text += ("" if not text or text.endswith("\n") else "\n") + self.result_repr
+        if self.traceback is not None:
+            text += ("" if not text or text.endswith("\n") else "\n") + self.traceback
+        return cap_text(text, limit) if text else "(the script printed nothing)"

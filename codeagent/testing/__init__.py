@@ -1,0 +1,1 @@
+"""Test helpers: a scripted, loopback-only Anthropic Messages API server."""

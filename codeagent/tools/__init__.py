@@ -1,0 +1,5 @@
+"""Tools: the ``@tool`` registry, JSON Schema from signatures, stubs shown to the model, dispatch."""
+
+from codeagent.tools.registry import Tool, ToolArgumentError, ToolRegistry, default_registry, make_tool, tool
+
+__all__ = ["Tool", "ToolArgumentError", "ToolRegistry", "default_registry", "make_tool", "tool"]

@@ -1,0 +1,183 @@
+"""The static rendering of a finished call: text/plain and inline-styled HTML built from <details>.
+
+No <style>, no <script>, no external resources: the bundle survives sanitising in untrusted notebooks,
+GitHub, nbconvert and a closed kernel.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from codeagent.agent.trace import CodeAgentResult, ScriptRun
+from codeagent.tools.dispatch import ToolCallRecord
+
+SECTIONS = ("code", "calls", "output", "steps", "usage")
+
+BOX = "border:1px solid #d0d7de;border-radius:6px;padding:8px 12px;margin:4px 0;font-family:sans-serif"
+SUMMARY = "cursor:pointer;font-weight:600;color:#57606a"
+PRE = (
+    "background:#f6f8fa;padding:8px;border-radius:4px;overflow-x:auto;font-size:12px;"
+    "white-space:pre-wrap;word-break:break-word;margin:4px 0"
+)
+TABLE = "border-collapse:collapse;font-size:12px;margin:4px 0"
+CELL = "border:1px solid #d0d7de;padding:2px 6px;text-align:left;vertical-align:top"
+STATUS_COLOURS = {
+    "done": "#1a7f37",
+    "max_steps": "#9a6700",
+    "error": "#cf222e",
+    "interrupted": "#9a6700",
+    "running": "#0969da",
+}
+
+
+def _esc(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def markdown_html(text: str) -> str:
+    """Markdown → HTML with raw HTML disabled (model text is untrusted)."""
+    try:
+        from markdown_it import MarkdownIt
+    except ImportError:
+        return f"<div style='white-space:pre-wrap'>{_esc(text)}</div>"
+    return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+
+
+def code_html(code: str) -> str:
+    """Python highlighted with inline styles (Pygments ``noclasses``)."""
+    try:
+        from pygments import highlight
+        from pygments.formatters import HtmlFormatter
+        from pygments.lexers import PythonLexer
+    except ImportError:
+        return f"<pre style='{PRE}'>{_esc(code)}</pre>"
+    formatter = HtmlFormatter(noclasses=True, nobackground=True, style="default")
+    inner = highlight(code, PythonLexer(), formatter)
+    return f"<div style='{PRE}'>{inner}</div>"
+
+
+def _details(title: str, body: str, open_: bool) -> str:
+    return (
+        f"<details{' open' if open_ else ''} style='margin:4px 0'>"
+        f"<summary style='{SUMMARY}'>{title}</summary>{body}</details>"
+    )
+
+
+def _size(chars: int) -> str:
+    if chars >= 1_000_000:
+        return f"{chars / 1_000_000:.1f}M chars"
+    if chars >= 1_000:
+        return f"{chars / 1_000:.1f}k chars"
+    return f"{chars} chars"
+
+
+def _calls_table(calls: Iterable[ToolCallRecord], limit: int = 200) -> str:
+    calls = list(calls)
+    rows = []
+    for i, c in enumerate(calls[:limit], 1):
+        args = json.dumps(c.arguments, ensure_ascii=False)
+        outcome = (
+            f"<span style='color:#cf222e'>{_esc(c.error)}</span>"
+            if c.error
+            else _esc(c.result_preview[:160] + ("…" if len(c.result_preview) > 160 else ""))
+        )
+        rows.append(
+            f"<tr><td style='{CELL}'>{i}</td><td style='{CELL}'><code>{_esc(c.name)}</code></td>"
+            f"<td style='{CELL}'><code>{_esc(args[:200])}</code></td><td style='{CELL}'>{outcome}</td>"
+            f"<td style='{CELL}'>{_size(c.result_chars)}</td><td style='{CELL}'>{c.duration_s * 1000:.1f} ms</td></tr>"
+        )
+    more = (
+        f"<tr><td style='{CELL}' colspan='6'>… {len(calls) - limit} more calls</td></tr>" if len(calls) > limit else ""
+    )
+    head = "".join(f"<th style='{CELL}'>{h}</th>" for h in ("#", "tool", "arguments", "result", "size", "time"))
+    return f"<table style='{TABLE}'><tr>{head}</tr>{''.join(rows)}{more}</table>"
+
+
+def _script_title(run: ScriptRun, n: int) -> str:
+    mark = "✓" if run.status == "ok" else "✗"
+    err = f" — {_esc(run.error_name)}" if run.error_name else ""
+    return f"{mark} Script {n} (step {run.step}): {len(run.tool_calls)} tool calls, {run.duration_s:.2f} s{err}"
+
+
+def render_html(result: CodeAgentResult, open_sections: Iterable[str] = ()) -> str:
+    """The final view: answer visible, everything else folded unless named in ``open_sections``."""
+    opened = set(open_sections)
+    colour = STATUS_COLOURS.get(result.status, "#57606a")
+    calls = result.tool_calls
+    header = (
+        f"<div style='font-size:12px;color:#57606a'>codeagent · <span style='color:{colour}'>"
+        f"{_esc(result.status)}</span> · {len(result.scripts)} script(s) · {len(calls)} tool call(s) · "
+        f"{result.usage.total_tokens:,} tokens · {result.duration_s:.1f} s"
+        f"{' · replayed from cassette' if result.replayed else ''}</div>"
+    )
+    parts = [header]
+    if result.error:
+        parts.append(f"<div style='color:{colour};margin:4px 0'>{_esc(result.error)}</div>")
+    if result.answer:
+        parts.append(f"<div style='margin:6px 0'>{markdown_html(result.answer)}</div>")
+    for n, run in enumerate(result.scripts, 1):
+        body = code_html(run.code)
+        if run.tool_calls:
+            body += _details(f"Tool calls ({len(run.tool_calls)})", _calls_table(run.tool_calls), "calls" in opened)
+        body += _details(
+            f"Output the model saw ({_size(len(run.output))} of {_size(run.output_chars)})",
+            f"<pre style='{PRE}'>{_esc(run.output)}</pre>",
+            "output" in opened,
+        )
+        parts.append(_details(_script_title(run, n), body, "code" in opened))
+    if result.steps:
+        steps = "".join(
+            f"<tr><td style='{CELL}'>{s.index}</td><td style='{CELL}'>{_esc(s.stop_reason)}</td>"
+            f"<td style='{CELL}'>{s.input_tokens:,}</td><td style='{CELL}'>{s.output_tokens:,}</td>"
+            f"<td style='{CELL}'>{s.duration_s:.2f} s</td><td style='{CELL}'>{_esc(s.text[:300])}</td></tr>"
+            for s in result.steps
+        )
+        head = "".join(f"<th style='{CELL}'>{h}</th>" for h in ("step", "stop", "in", "out", "time", "text"))
+        parts.append(
+            _details(
+                f"Model steps ({len(result.steps)})",
+                f"<table style='{TABLE}'><tr>{head}</tr>{steps}</table>",
+                "steps" in opened,
+            )
+        )
+    parts.append(_details("Usage", _usage_html(result), "usage" in opened))
+    return f"<div style='{BOX}'>{''.join(parts)}</div>"
+
+
+def _usage_html(result: CodeAgentResult) -> str:
+    u = result.usage
+    rows = [
+        ("model", result.model),
+        ("requests", f"{u.requests}"),
+        ("input tokens", f"{u.input_tokens:,}"),
+        ("output tokens", f"{u.output_tokens:,}"),
+        ("cache read / write tokens", f"{u.cache_read_input_tokens:,} / {u.cache_creation_input_tokens:,}"),
+        ("data returned by tools", _size(result.tool_result_chars)),
+        ("script output sent to the model", _size(result.model_saw_chars)),
+        ("sandbox layers", ", ".join(result.sandbox_layers) or "none"),
+    ]
+    body = "".join(f"<tr><td style='{CELL}'>{_esc(k)}</td><td style='{CELL}'>{_esc(v)}</td></tr>" for k, v in rows)
+    return f"<table style='{TABLE}'>{body}</table>"
+
+
+def render_text(result: CodeAgentResult) -> str:
+    """A plain-text view that is still useful: the answer and a one-line summary."""
+    lines = []
+    if result.error:
+        lines.append(f"[{result.status}] {result.error}")
+    if result.answer:
+        lines.append(result.answer)
+    lines.append(
+        f"— codeagent: {len(result.scripts)} script(s), {len(result.tool_calls)} tool call(s), "
+        f"{result.usage.total_tokens:,} tokens; tools returned {_size(result.tool_result_chars)}, "
+        f"the model saw {_size(result.model_saw_chars)}"
+        f"{'; replayed from cassette' if result.replayed else ''}"
+    )
+    return "\n".join(lines)
+
+
+def render_bundle(result: CodeAgentResult, open_sections: Iterable[str] = ()) -> dict[str, str]:
+    return {"text/plain": render_text(result), "text/html": render_html(result, open_sections)}
