@@ -182,7 +182,10 @@ class Agent:
         dispatcher = ToolDispatcher(self.registry, on_call)
         try:
             outcome = self.sandbox.execute(
-                code, dispatcher.handle, on_output=lambda text: self._emit("script_output", text)
+                code,
+                dispatcher.handle,
+                on_output=lambda text: self._emit("script_output", text),
+                on_display=lambda bundle: self._emit("display", bundle),
             )
         except KeyboardInterrupt:
             run.status = "interrupted"

@@ -16,6 +16,7 @@ EventKind = Literal[
     "model_finished",  # one model response complete (data: ModelStep)
     "script_started",  # data: ScriptRun (no output yet)
     "script_output",  # data: text chunk printed by the script
+    "display",  # data: a rich output bundle {"data", "metadata"} from the script (untrusted)
     "tool_call",  # data: ToolCallRecord
     "script_finished",  # data: ScriptRun
     "error",  # data: message

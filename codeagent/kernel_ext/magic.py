@@ -14,12 +14,17 @@ from traitlets.config import Configurable
 
 from codeagent.agent.client import MissingAPIKey, make_client
 from codeagent.agent.loop import AgentSettings
-from codeagent.agent.trace import CodeAgentResult
+from codeagent.agent.pricing import estimate_cost, format_cost
+from codeagent.agent.trace import CodeAgentResult, TraceEvent
 from codeagent.kernel_ext.expand import expand_prompt
 from codeagent.kernel_ext.options import split_options
 from codeagent.kernel_ext.session import Session
+from codeagent.sandbox.info import sandbox_info
+from codeagent.sandbox.kernel import SandboxError
 from codeagent.sandbox.policy import SandboxPolicy
+from codeagent.widgets.live import LiveView
 from codeagent.widgets.render import SECTIONS, render_bundle
+from codeagent.widgets.sanitize import safe_bundle
 
 
 @magics_class
@@ -43,6 +48,11 @@ class CodeAgent(Magics, Configurable):
         config=True
     )
     warm_start = Bool(True, help="Start a sandbox kernel when the extension loads.").tag(config=True)
+    live = Bool(True, help="Show a live ipywidgets view while a call runs.").tag(config=True)
+    api_timeout = Float(600.0, help="Seconds to wait for the API before giving up (after the SDK's retries).").tag(
+        config=True
+    )
+    api_retries = Int(2, help="Retries the anthropic SDK makes on 429/5xx/connection errors.").tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         Configurable.__init__(self, config=shell.config if shell is not None else None)
@@ -73,6 +83,8 @@ class CodeAgent(Magics, Configurable):
     @argument("--show", help=f"Comma-separated sections to open: {','.join(SECTIONS)}.")
     @argument("--new", action="store_true", help="Start a new conversation.")
     @argument("--reset", action="store_true", help="Start a new conversation and restart the sandbox.")
+    @argument("--usage", action="store_true", help="Show token usage and estimated cost of this session.")
+    @argument("--sandbox-info", action="store_true", help="Show which sandbox protections are active here.")
     @line_cell_magic
     def codeagent(self, line: str, cell: str | None = None) -> CodeAgentResult | None:
         """Ask the model; it writes one Python script that calls your tools in a sandboxed kernel.
@@ -92,6 +104,12 @@ class CodeAgent(Magics, Configurable):
         args = parser.parse_args(tokens)
         if cell is not None:
             prompt = (prompt + "\n" + cell).strip() if prompt else cell.strip()
+        if args.usage:
+            print(self.usage_report())
+            return None
+        if args.sandbox_info:
+            print(sandbox_info(self.policy()))
+            return None
         if args.reset:
             self.session.close()
             self.session.new_conversation()
@@ -103,10 +121,6 @@ class CodeAgent(Magics, Configurable):
                 return None
             raise UsageError("%codeagent needs a question, e.g. %codeagent How many rows are in df?")
         prompt = expand_prompt(prompt, self.shell.user_ns if self.shell else {})
-        try:
-            client = make_client(base_url=args.base_url or self.base_url)
-        except MissingAPIKey as e:
-            raise UsageError(str(e)) from None
         settings = AgentSettings(
             model=args.model or self.model,
             max_tokens=self.max_tokens,
@@ -119,24 +133,73 @@ class CodeAgent(Magics, Configurable):
             policy = self.policy(wall_seconds=args.timeout)
         except ValueError as e:
             raise UsageError(f"invalid sandbox setting: {e}") from None
-        sections = [s.strip() for s in args.show.split(",")] if args.show else list(self.show)
+        sections = self._sections(args.show)
+        if args.output and not args.output.isidentifier():
+            raise UsageError(f"-o needs a variable name, not {args.output!r}")
+        try:
+            client = make_client(
+                base_url=args.base_url or self.base_url, timeout=self.api_timeout, max_retries=self.api_retries
+            )
+        except MissingAPIKey as e:
+            raise UsageError(str(e)) from None
+
+        result = self._run_with_display(prompt, client, settings, policy, sections)
+        if args.output:
+            self.shell.user_ns[args.output] = result
+        return result
+
+    def _sections(self, show: str | None) -> list[str]:
+        sections = [s.strip() for s in show.split(",") if s.strip()] if show else list(self.show)
         unknown = [s for s in sections if s not in SECTIONS and s != "all"]
         if unknown:
             raise UsageError(f"--show takes {', '.join(SECTIONS)} or all; not {', '.join(unknown)}")
-        if "all" in sections:
-            sections = list(SECTIONS)
-        handle = display({"text/plain": "codeagent: working…"}, raw=True, display_id=True)
-        result = self.session.ask(prompt, client, settings, policy)
-        bundle = render_bundle(result, sections)
-        if handle is not None:
-            handle.update(bundle, raw=True)
+        return list(SECTIONS) if "all" in sections else sections
+
+    def _run_with_display(
+        self, prompt: str, client: Any, settings: AgentSettings, policy: SandboxPolicy, sections: list[str]
+    ) -> CodeAgentResult:
+        """Run the call under a live view, then replace the view with the static final bundle."""
+        view = LiveView(settings.max_steps, settings.model) if self.live else None
+        if view is not None:
+            handle = display(view, display_id=True)
         else:
-            display(bundle, raw=True)
-        if args.output:
-            if not args.output.isidentifier():
-                raise UsageError(f"-o needs a variable name, not {args.output!r}")
-            self.shell.user_ns[args.output] = result
+            handle = display({"text/plain": "codeagent: working…"}, raw=True, display_id=True)
+
+        def listener(event: TraceEvent) -> None:
+            if view is not None:
+                view(event)
+            if event.kind == "display":
+                bundle = safe_bundle(event.data)
+                if bundle is not None:
+                    display(bundle["data"], metadata=bundle["metadata"], raw=True)
+
+        try:
+            result = self.session.ask(prompt, client, settings, policy, listener)
+        except KeyboardInterrupt:
+            result = CodeAgentResult(
+                prompt=prompt, model=settings.model, status="interrupted", error="Interrupted by the user."
+            )
+        except SandboxError as e:
+            result = CodeAgentResult(prompt=prompt, model=settings.model, status="error", error=str(e))
+        final = render_bundle(result, sections)
+        if handle is not None:
+            handle.update(final, raw=True)
+        else:
+            display(final, raw=True)
+        if view is not None:
+            view.close()
         return result
+
+    def usage_report(self) -> str:
+        """Token usage and estimated cost of this notebook session."""
+        u = self.session.usage
+        cost = estimate_cost(self.model, u)
+        return (
+            f"codeagent session: {self.session.calls} call(s), {u.requests} model request(s)\n"
+            f"  input tokens {u.input_tokens:,} · output tokens {u.output_tokens:,} · "
+            f"cache read {u.cache_read_input_tokens:,} · cache write {u.cache_creation_input_tokens:,}\n"
+            f"  cost at {self.model} prices: {format_cost(cost)}"
+        )
 
     def close(self) -> None:
         self.session.close()

@@ -11,6 +11,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
+from codeagent.agent.pricing import estimate_cost, format_cost
 from codeagent.agent.trace import CodeAgentResult, ScriptRun
 from codeagent.tools.dispatch import ToolCallRecord
 
@@ -155,6 +156,7 @@ def _usage_html(result: CodeAgentResult) -> str:
         ("input tokens", f"{u.input_tokens:,}"),
         ("output tokens", f"{u.output_tokens:,}"),
         ("cache read / write tokens", f"{u.cache_read_input_tokens:,} / {u.cache_creation_input_tokens:,}"),
+        ("estimated cost", format_cost(estimate_cost(result.model, u))),
         ("data returned by tools", _size(result.tool_result_chars)),
         ("script output sent to the model", _size(result.model_saw_chars)),
         ("sandbox layers", ", ".join(result.sandbox_layers) or "none"),

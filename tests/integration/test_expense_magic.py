@@ -75,8 +75,7 @@ def test_expense_answer_is_right_and_no_record_reaches_the_model(
     shell: Any, model_server: MessagesServer, expense_tools: Any, fresh_conversation: None
 ) -> None:
     before = user_variables(shell)
-    model_server.add_turns(code_turn(OVER_BUDGET_SCRIPT, text="I'll compute it in one script."),
-                           answer_from_output)
+    model_server.add_turns(code_turn(OVER_BUDGET_SCRIPT, text="I'll compute it in one script."), answer_from_output)
 
     result, captured = run_magic(shell, 'Who on team "platform" went over budget in 2026-10, and by how much?')
 
@@ -116,11 +115,17 @@ def test_syntax_error_and_tool_error_go_back_to_the_model(
 
     def after_tool_error(body: dict[str, Any]) -> Turn:
         seen["tool"] = last_tool_result(body)
-        return code_turn('try:\n    get_team_members("nope")\nexcept ValueError as e:\n    print("caught:", e)\n'
-                         'print(len(get_team_members("platform")))')
+        return code_turn(
+            'try:\n    get_team_members("nope")\nexcept ValueError as e:\n    print("caught:", e)\n'
+            'print(len(get_team_members("platform")))'
+        )
 
-    model_server.add_turns(code_turn("for m in get_team_members('platform')\n    print(m)"),
-                           after_syntax_error, after_tool_error, answer_from_output)
+    model_server.add_turns(
+        code_turn("for m in get_team_members('platform')\n    print(m)"),
+        after_syntax_error,
+        after_tool_error,
+        answer_from_output,
+    )
     result, _ = run_magic(shell, "How many members?")
 
     assert "SyntaxError" in seen["syntax"]
@@ -143,8 +148,9 @@ def test_step_limit_ends_a_looping_conversation(
     assert "Stopped after 3 model steps" in captured.outputs[-1].data["text/plain"]
 
 
-def test_missing_key_gives_one_short_message(shell: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any,
-                                             registry: Any) -> None:
+def test_missing_key_gives_one_short_message(
+    shell: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any, registry: Any
+) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UsageError, match=r"^No Anthropic API key found\. Set ANTHROPIC_API_KEY") as err:

@@ -1,0 +1,40 @@
+"""``%codeagent --sandbox-info``: which protections are active on this machine, and why any is missing."""
+
+from __future__ import annotations
+
+from codeagent.sandbox.kernel import choose_layers
+from codeagent.sandbox.launch_spec import ALL_LAYERS
+from codeagent.sandbox.policy import SandboxPolicy
+
+
+def sandbox_info(policy: SandboxPolicy) -> str:
+    """A short report: the mode, each layer active or not (with the reason), and the limits."""
+    try:
+        layers, notes = choose_layers(policy)
+    except RuntimeError as e:
+        return f"codeagent sandbox (mode {policy.mode}): refuses to run generated code here.\n  {e}"
+    lines = [f"codeagent sandbox (mode {policy.mode}):"]
+    probe = _probe_details()
+    for name in ALL_LAYERS:
+        mark = "✓" if name in layers else "✗"
+        detail = probe.get(name, "")
+        lines.append(f"  {mark} {name}{': ' + detail if detail else ''}")
+    lines.extend(f"  note: {n}" for n in notes)
+    if not layers:
+        lines.append("  WARNING: no lockdown layer is active; generated code runs with your user's rights.")
+    lines.append(
+        f"  limits: memory {policy.memory_mb} MiB, CPU {policy.cpu_seconds} s/script, wall clock "
+        f"{policy.wall_seconds:g} s/script, {policy.max_processes} processes, files {policy.max_file_mb} MiB"
+    )
+    return "\n".join(lines)
+
+
+def _probe_details() -> dict[str, str]:
+    try:
+        from codeagent.sandbox.lockdown import probe
+    except ImportError:
+        return {}
+    try:
+        return {status.name: status.detail for status in probe()}
+    except Exception as e:  # a probe failure must not break the report
+        return {"probe": f"failed: {e}"}
