@@ -111,7 +111,7 @@ class CodeAgent(Magics, Configurable):
             print(sandbox_info(self.policy()))
             return None
         if args.reset:
-            self.session.close()
+            self.session.reset_sandbox()
             self.session.new_conversation()
         elif args.new:
             self.session.new_conversation()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,6 +9,7 @@ from codeagent.agent.loop import Agent, AgentSettings
 from codeagent.agent.trace import CodeAgentResult, Listener, Usage
 from codeagent.sandbox.kernel import SandboxKernel
 from codeagent.sandbox.policy import SandboxPolicy
+from codeagent.sandbox.pool import SandboxPool
 from codeagent.tools.registry import ToolRegistry, default_registry
 
 
@@ -22,36 +22,26 @@ class Session:
     usage: Usage = field(default_factory=Usage)
     calls: int = 0
     _sandbox: SandboxKernel | None = None
-    _warming: threading.Thread | None = None
-    _warm_error: BaseException | None = None
+    _pool: SandboxPool | None = None
 
     def warm_up(self, policy: SandboxPolicy) -> None:
-        """Start a sandbox in the background so the first call does not wait for kernel start-up."""
-        if self._sandbox is not None or self._warming is not None:
-            return
+        """Start sandboxes in the background so a call does not wait for kernel start-up."""
+        self._pool_for(policy)
 
-        def start() -> None:
-            try:
-                self._sandbox = SandboxKernel(policy).start()
-            except BaseException as e:  # reported when the sandbox is first needed
-                self._warm_error = e
-
-        self._warming = threading.Thread(target=start, name="codeagent-warm-sandbox", daemon=True)
-        self._warming.start()
+    def _pool_for(self, policy: SandboxPolicy) -> SandboxPool:
+        if self._pool is None or self._pool.policy != policy:
+            if self._pool is not None:
+                self._pool.close()
+            self._pool = SandboxPool(policy).fill()
+        return self._pool
 
     def sandbox(self, policy: SandboxPolicy) -> SandboxKernel:
-        """The running sandbox, started (or restarted under a changed policy) as needed."""
-        if self._warming is not None:
-            self._warming.join()
-            self._warming = None
-            if self._warm_error is not None:
-                error, self._warm_error = self._warm_error, None
-                raise error
+        """The running sandbox; a warm one from the pool when none runs or the policy changed."""
         if self._sandbox is not None and (self._sandbox.policy != policy or not self._sandbox.is_alive()):
             self._sandbox.shutdown()
             self._sandbox = None
         if self._sandbox is None:
-            self._sandbox = SandboxKernel(policy).start()
+            self._sandbox = self._pool_for(policy).acquire()
         return self._sandbox
 
     def ask(
@@ -75,13 +65,17 @@ class Session:
     def new_conversation(self) -> None:
         self.history.clear()
 
-    def close(self) -> None:
-        if self._warming is not None:
-            self._warming.join()
-            self._warming = None
+    def reset_sandbox(self) -> None:
+        """Drop the running sandbox; the next call takes a warm one from the pool."""
         if self._sandbox is not None:
             self._sandbox.shutdown()
             self._sandbox = None
+
+    def close(self) -> None:
+        self.reset_sandbox()
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
 
 def conversation_turns(result: CodeAgentResult) -> list[dict[str, Any]]:
