@@ -25,6 +25,7 @@ PRE = (
 )
 TABLE = "border-collapse:collapse;font-size:12px;margin:4px 0"
 CELL = "border:1px solid #d0d7de;padding:2px 6px;text-align:left;vertical-align:top"
+UNSANDBOXED_WARNING = "unsandboxed: the generated code ran with no lockdown layer, with your user's rights."
 STATUS_COLOURS = {
     "done": "#1a7f37",
     "max_steps": "#9a6700",
@@ -115,6 +116,8 @@ def render_html(result: CodeAgentResult, open_sections: Iterable[str] = ()) -> s
         f"{' · replayed from cassette' if result.replayed else ''}</div>"
     )
     parts = [header]
+    if not result.sandbox_layers and result.scripts:
+        parts.append(f"<div style='color:#cf222e;margin:4px 0'>⚠ {_esc(UNSANDBOXED_WARNING)}</div>")
     if result.error:
         parts.append(f"<div style='color:{colour};margin:4px 0'>{_esc(result.error)}</div>")
     if result.answer:
@@ -168,6 +171,8 @@ def _usage_html(result: CodeAgentResult) -> str:
 def render_text(result: CodeAgentResult) -> str:
     """A plain-text view that is still useful: the answer and a one-line summary."""
     lines = []
+    if not result.sandbox_layers and result.scripts:
+        lines.append(f"WARNING: {UNSANDBOXED_WARNING}")
     if result.error:
         lines.append(f"[{result.status}] {result.error}")
     if result.answer:
