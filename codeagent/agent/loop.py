@@ -164,6 +164,7 @@ class Agent:
             {"id": block.id, "tool": block.name, "args": block.input}
         )
         for call in calls:
+            result.direct_calls.append(call)
             self._emit("tool_call", call)
         if reply["ok"]:
             return _tool_result(block.id, cap_text(reply["value_json"], self.settings.output_chars), False)

@@ -94,6 +94,7 @@ class CodeAgentResult:
     status: Status = "running"
     error: str | None = None
     scripts: list[ScriptRun] = field(default_factory=list)
+    direct_calls: list[ToolCallRecord] = field(default_factory=list)  # tools the model called itself
     steps: list[ModelStep] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     value: Any = None
@@ -103,7 +104,7 @@ class CodeAgentResult:
 
     @property
     def tool_calls(self) -> list[ToolCallRecord]:
-        return [call for script in self.scripts for call in script.tool_calls]
+        return [call for script in self.scripts for call in script.tool_calls] + self.direct_calls
 
     @property
     def outputs(self) -> list[str]:
@@ -117,8 +118,8 @@ class CodeAgentResult:
 
     @property
     def model_saw_chars(self) -> int:
-        """Characters of script output that went back to the model."""
-        return sum(len(s.output) for s in self.scripts)
+        """Characters of tool output that went back to the model: script output, plus direct tool results."""
+        return sum(len(s.output) for s in self.scripts) + sum(c.result_chars for c in self.direct_calls)
 
     def __repr__(self) -> str:
         answer = self.answer if len(self.answer) <= 80 else self.answer[:77] + "..."
