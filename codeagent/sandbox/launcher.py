@@ -9,23 +9,88 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import sys
+from typing import Any
+
+#: Exit status when the lockdown cannot be applied (EX_SOFTWARE); the kernel never starts.
+EXIT_LOCKDOWN_FAILED = 70
+
+
+def read_spec(path: str) -> dict[str, Any]:
+    """Read the launch spec, refusing one this user does not own.
+
+    The sandbox may be able to replace files in the run directory; a spec it wrote must never be used to
+    restart a kernel (it could simply ask for no lockdown).
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    with os.fdopen(fd, encoding="utf-8") as f:
+        st = os.fstat(f.fileno())
+        if not stat.S_ISREG(st.st_mode) or st.st_uid != os.geteuid() or st.st_nlink != 1:
+            raise PermissionError(f"{path}: not a regular file owned by uid {os.geteuid()}")
+        spec: dict[str, Any] = json.load(f)
+    spec["_spec_file"] = os.path.abspath(path)
+    return spec
 
 
 def main(argv: list[str]) -> None:
     if len(argv) != 2:
         sys.stderr.write("usage: python -m codeagent.sandbox.launcher LAUNCH.json\n")
         raise SystemExit(2)
-    with open(argv[1], encoding="utf-8") as f:
-        spec = json.load(f)
-    env: dict[str, str] = spec["env"]
+    spec = read_spec(argv[1])
+    env: dict[str, str] = dict(spec["env"])
     exec_argv: list[str] = spec["argv"]
+    layers = spec.get("layers") or []
+    if "pidns" in layers:
+        # ipykernel's parent poller exits when getppid() == 1, which is always true below our init.
+        env.pop("JPY_PARENT_PID", None)
+    if "rlimits" in layers:
+        # RLIMIT_AS counts address space reserved, not used: glibc reserves 64 MiB per malloc arena, up to
+        # 8 arenas per CPU, so a few threads (ipykernel has several) would eat a 2 GiB limit on a big machine.
+        env.setdefault("MALLOC_ARENA_MAX", "2")
 
     from codeagent.sandbox import lockdown
 
-    lockdown.apply(spec)
+    try:
+        lockdown.apply(spec)
+    except lockdown.LockdownError as e:
+        sys.stderr.write(f"codeagent sandbox: {e}\n")
+        sys.stderr.flush()
+        os._exit(EXIT_LOCKDOWN_FAILED)
     os.chdir(spec["workspace"])
-    os.execve(exec_argv[0], exec_argv, env)
+    if runs_in_this_interpreter(exec_argv):
+        run_kernel_here(exec_argv[3:], env, spec["workspace"])
+    else:
+        os.execve(exec_argv[0], exec_argv, env)
+
+
+KERNEL_MODULE = "codeagent.sandbox.kernel_main"
+
+
+def runs_in_this_interpreter(argv: list[str]) -> bool:
+    """True when ``argv`` is this interpreter running our kernel module: then no second exec is needed."""
+    return (
+        len(argv) >= 3
+        and argv[1:3] == ["-m", KERNEL_MODULE]
+        and os.path.realpath(argv[0]) == os.path.realpath(sys.executable)
+    )
+
+
+def run_kernel_here(kernel_args: list[str], env: dict[str, str], workspace: str) -> None:
+    """Start ipykernel in this (already locked-down) process instead of exec'ing a new interpreter.
+
+    Saves a second interpreter start-up (~110 ms). The environment is replaced exactly as an exec would;
+    variables read by the interpreter at start-up (PYTHONPATH, MALLOC_ARENA_MAX, ...) were already given to
+    this process by the host.
+    """
+    os.environ.clear()
+    os.environ.update(env)
+    sys.argv = [KERNEL_MODULE, *kernel_args]
+    sys.path[0] = workspace  # as `python -m` would set it for a process started in the workspace
+    from codeagent.sandbox import kernel_main
+
+    kernel_main.main()
+    raise SystemExit(0)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,147 @@
 """The lockdown layers applied by the launcher before ipykernel starts.
 
-``apply(spec)`` receives the launch spec (see ``codeagent.sandbox.kernel.LaunchSpec``) and applies every
-layer named in ``spec["layers"]``, in the order the design notes give. ``probe()`` reports which layers this
-machine supports, for ``%codeagent --sandbox-info``.
+``apply(spec)`` applies every layer named in ``spec["layers"]`` (see ``launch_spec.LaunchSpec``) in the
+order of ``ALL_LAYERS``; ``probe()`` reports which layers this machine supports (``--sandbox-info``).
+
+With the ``pidns`` layer, ``apply`` forks twice and returns only in the process that is to exec the
+kernel; the launcher process itself becomes a signal-forwarding supervisor and never returns.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+
+from ..launch_spec import ALL_LAYERS
+from .probe import LayerStatus, probe
+
+if TYPE_CHECKING:
+    from .fs_view import FsView
+    from .identity import Identity
+
+__all__ = ["ALL_LAYERS", "LayerStatus", "LockdownError", "apply", "probe"]
+
+#: Layers that only make sense inside the namespaces the "namespaces" layer creates.
+_NEEDS_NAMESPACES = ("mounts", "pidns")
+
+
+class LockdownError(RuntimeError):
+    """A requested layer could not be applied; the kernel must not start."""
+
+
+def _check_layers(layers: list[str]) -> list[str]:
+    unknown = sorted(set(layers) - set(ALL_LAYERS))
+    if unknown:
+        raise LockdownError(f"unknown lockdown layers: {unknown}")
+    for layer in _NEEDS_NAMESPACES:
+        if layer in layers and "namespaces" not in layers:
+            raise LockdownError(f"layer {layer!r} requires the 'namespaces' layer")
+    return [layer for layer in ALL_LAYERS if layer in layers]
+
+
+def _single_threaded() -> None:
+    # Landlock and seccomp (without TSYNC) bind only the calling thread; fork() keeps only it as well.
+    try:
+        if len(os.listdir("/proc/self/task")) != 1:
+            raise LockdownError("the launcher must be single-threaded when the lockdown is applied")
+    except FileNotFoundError:
+        pass
+
+
+@contextmanager
+def _layer(name: str) -> Iterator[None]:
+    try:
+        yield
+    except LockdownError:
+        raise
+    except Exception as e:
+        raise LockdownError(f"lockdown layer {name!r} failed: {e}") from e
 
 
 def apply(spec: dict[str, Any]) -> None:
-    """Apply the layers listed in ``spec["layers"]`` (none yet: filled in by the lockdown work)."""
-    if spec.get("layers"):
-        raise RuntimeError(f"lockdown layers not available: {spec['layers']}")
+    """Apply the layers in ``spec["layers"]``; raise LockdownError when one of them fails."""
+    layers = _check_layers(list(spec.get("layers") or []))
+    if not layers:
+        return
+    _single_threaded()
+    with _layer("setup"):
+        from . import _sys, caps, fs_view, identity, mounts, namespaces, pidns, rlimits
+        from . import landlock as ll
+        from . import seccomp_filter as sf
+
+        if "seccomp" in layers:
+            sf.load_library()  # finds libseccomp (via ldconfig) while the whole file system is visible
+        limits = spec["limits"]
+        view = fs_view.build(spec)
+        ident = identity.target(spec)
+    in_namespaces = "namespaces" in layers
+
+    if "rlimits" in layers:
+        with _layer("rlimits"):
+            rlimits.apply(limits)
+    if in_namespaces:
+        with _layer("namespaces"):
+            identity.grant(spec, ident)
+            namespaces.enter(ident)
+    if "mounts" in layers:
+        with _layer("mounts"):
+            tmp_mb = max(16, limits["memory_mb"] // 4)  # tmpfs pages are memory that RLIMIT_AS does not see
+            sources = mounts.open_sources(view, tmp_mb=tmp_mb, shm_mb=min(tmp_mb, 64))
+    if in_namespaces:
+        with _layer("namespaces"):
+            identity.switch(ident)  # keeps the namespace's capabilities (no uid 0 is mapped in it)
+    if "mounts" in layers:
+        with _layer("mounts"):
+            mounts.build(sources)
+    if "nproc" in layers:
+        with _layer("nproc"):
+            rlimits.apply_nproc(limits["max_processes"])
+    if "pidns" in layers:
+        with _layer("pidns"):
+            pidns.enter()  # from here on we are pid 1 of the new namespace
+            if "mounts" not in layers:
+                _sys.mount(None, "/", None, _sys.MS_REC | _sys.MS_PRIVATE)
+                _sys.mount("proc", "/proc", "proc", _sys.MS_NOSUID | _sys.MS_NODEV | _sys.MS_NOEXEC)
+    if "mounts" in layers:
+        with _layer("mounts"):
+            mounts.finish(fresh_proc="pidns" in layers)
+    if "capabilities" in layers:
+        with _layer("capabilities"):
+            caps.drop_bounding()
+    if ident.drops_root and not in_namespaces:
+        with _layer("identity"):
+            _drop_root_directly(spec, view, ident)
+    if "capabilities" in layers:
+        with _layer("capabilities"):
+            caps.clear()
+    if "no_new_privs" in layers:
+        with _layer("no_new_privs"):
+            _sys.prctl(_sys.PR_SET_NO_NEW_PRIVS, 1)
+    if "landlock" in layers:
+        with _layer("landlock"):
+            ll.restrict(fs_view.landlock_grants(view, new_root="mounts" in layers))
+    if "seccomp" in layers:
+        with _layer("seccomp"):
+            sf.install()
+    if "pidns" in layers:
+        with _layer("pidns"):
+            pidns.spawn_kernel()
+
+
+def _drop_root_directly(spec: dict[str, Any], view: FsView, ident: Identity) -> None:
+    """Without a user namespace, a root host switches to the sandbox uid as real root (which clears every
+    capability), unless that uid could not even reach the interpreter (a prefix under a 0700 /root)."""
+    from . import identity
+
+    needed = [*view.readable, spec["argv"][0], view.workspace, view.run_dir]
+    if all(identity.reachable(p, ident) for p in needed):
+        identity.grant(spec, ident)
+        identity.switch(ident)
+    else:
+        sys.stderr.write(
+            f"codeagent sandbox: staying uid 0 (without capabilities): the Python prefix is not reachable by "
+            f"uid {ident.uid} without a mount namespace\n"
+        )

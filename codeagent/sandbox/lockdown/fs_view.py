@@ -1,0 +1,78 @@
+"""What the sandbox may see of the file system: one description shared by the mount and Landlock layers."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+#: System directories every interpreter needs (read + execute); missing ones are skipped.
+SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32", "/etc")
+#: Device nodes bound into the sandbox's /dev: name -> writable.
+DEVICES = {"null": True, "zero": True, "full": True, "random": False, "urandom": False, "tty": True}
+
+
+def _norm(path: str) -> str:
+    return os.path.normpath(os.path.abspath(path))
+
+
+def is_within(path: str, parent: str) -> bool:
+    return path == parent or path.startswith(parent.rstrip("/") + "/")
+
+
+@dataclass(frozen=True)
+class FsView:
+    system: tuple[str, ...]  # existing system dirs (symlinks such as /bin -> usr/bin included)
+    readable: tuple[str, ...]  # readable_paths not already under a system dir, outermost only
+    workspace: str
+    run_dir: str
+    #: Directories to cover with an empty tmpfs where they show through a readable bind: the parents of
+    #: the workspace and run directory (other sessions' siblings, e.g. run dirs kept inside a source tree).
+    hidden: tuple[str, ...]
+    #: Regular files already in the run directory (launch spec, connection file, log): bound read-only
+    #: over themselves so the sandbox can neither rewrite nor replace them (e.g. with a symlink the host
+    #: would follow when it rewrites the file on a restart).
+    pinned: tuple[str, ...] = ()
+
+
+def build(spec: dict[str, Any]) -> FsView:
+    system = tuple(p for p in SYSTEM_DIRS if os.path.lexists(p))
+    real_system = [os.path.realpath(p) for p in system if os.path.isdir(p)]
+    readable: list[str] = []
+    for raw in sorted({_norm(p) for p in spec.get("readable_paths", []) if p}, key=len):
+        if not os.path.exists(raw):
+            continue
+        if any(is_within(raw, s) or is_within(os.path.realpath(raw), s) for s in real_system):
+            continue
+        if any(is_within(raw, r) for r in readable):
+            continue
+        readable.append(raw)
+    workspace, run_dir = _norm(spec["workspace"]), _norm(spec["run_dir"])
+    wanted_hidden = {os.path.dirname(workspace), os.path.dirname(run_dir)}
+    hidden = tuple(
+        sorted(
+            h
+            for h in wanted_hidden
+            if h != "/" and os.path.isdir(h) and h not in readable and any(is_within(h, r) for r in readable)
+        )
+    )
+    with os.scandir(run_dir) as entries:
+        pinned = tuple(sorted(e.path for e in entries if e.is_file(follow_symlinks=False)))
+    return FsView(system, tuple(readable), workspace, run_dir, hidden, pinned)
+
+
+def landlock_grants(view: FsView, new_root: bool) -> list[tuple[str, int]]:
+    """Landlock rules matching the view. ``new_root``: the mount layer built a root holding only this
+    view, with its own /tmp and /dev/shm; on the host's tree the shared /tmp and /dev/shm get nothing
+    (tempfile then falls back to the working directory)."""
+    from . import landlock as ll
+
+    grants: list[tuple[str, int]] = [("/", ll.READ_DIR)] if new_root else []  # the new root holds no secrets
+    grants += [(p, ll.READ if p == "/etc" else ll.READ_EXEC) for p in view.system]
+    grants += [(p, ll.READ_EXEC) for p in view.readable]
+    grants += [("/proc", ll.READ), ("/sys/devices/system/cpu", ll.READ), ("/dev", ll.READ_DIR)]
+    grants += [(f"/dev/{name}", ll.DEVICE_RW if w else ll.READ_FILE) for name, w in DEVICES.items()]
+    if new_root:
+        grants += [("/tmp", ll.READ_WRITE), ("/dev/shm", ll.READ_WRITE)]
+    grants += [(view.workspace, ll.READ_WRITE), (view.run_dir, ll.SOCKETS_ONLY)]
+    return grants
