@@ -184,7 +184,7 @@ class Agent:
         try:
             outcome = self.sandbox.execute(
                 code,
-                dispatcher.handle,
+                dispatcher,
                 on_output=lambda text: self._emit("script_output", text),
                 on_display=lambda bundle: self._emit("display", bundle),
             )
@@ -198,6 +198,8 @@ class Agent:
         run.duration_s = outcome.duration_s
         run.output_chars = outcome.output_chars
         run.displays = outcome.displays
+        if dispatcher.result_set:  # the script called set_result(value)
+            result.value = dispatcher.result_value
         self._emit("script_finished", run)
         return run
 

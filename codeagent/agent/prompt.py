@@ -37,9 +37,23 @@ How to work:
 Python. Calls are cheap; your context is not.
 - Only what the script prints (and the value of its last expression) comes back to you. Print only what the \
 answer needs: totals, the few matching rows, short summaries. Never print raw tool results in bulk.
-- If a script fails you will see the traceback; fix the script and run it again. Variables persist between \
+{notes}- If a script fails you will see the traceback; fix the script and run it again. Variables persist between \
 scripts.
 - When you have what you need, reply with the answer in concise Markdown, without calling the tool again.
+"""
+
+
+ASYNC_NOTE = """\
+- Each function also has an async form, `name.aio(...)`, taking the same arguments and returning an awaitable. \
+To make many calls at once, use top-level await: `rows = await asyncio.gather(*[get_x.aio(i) for i in ids])`. \
+A plain `name(...)` call blocks and returns the value, in any script.
+- Functions take and return JSON-like data, NumPy arrays, pandas DataFrames and Arrow tables.
+"""
+
+RESULT_NOTE = """\
+- `set_result(value)` is also defined: it hands `value` (JSON-like data, a NumPy array, a pandas DataFrame or \
+Series, or an Arrow table) back to the user's notebook as the result. Use it when the user asks for data (a \
+table, a list, an array) rather than only an answer; the last call wins.
 """
 
 
@@ -49,14 +63,21 @@ def tool_stubs(tools: Iterable[Tool]) -> str:
 
 
 def system_prompt(tools: Iterable[Tool], data_section: str = "") -> str:
+    tools = list(tools)
     section = f"\n{data_section.strip()}\n" if data_section.strip() else ""
-    return HOW_TO_WORK.format(stubs=tool_stubs(tools).rstrip(), data_section=section)
+    notes = (ASYNC_NOTE if tools else "") + RESULT_NOTE
+    return HOW_TO_WORK.format(stubs=tool_stubs(tools).rstrip(), data_section=section, notes=notes)
 
 
 def direct_tool_definitions(tools: Iterable[Tool]) -> list[dict[str, Any]]:
-    """Tools marked ``mode="direct"`` as ordinary Anthropic tool definitions."""
-    return [
-        {"name": t.name, "description": t.description or t.name, "input_schema": t.input_schema}
-        for t in tools
-        if t.mode == "direct"
-    ]
+    """Tools marked ``mode="direct"`` as ordinary Anthropic tool definitions (with ``input_examples``)."""
+    definitions: list[dict[str, Any]] = []
+    for t in tools:
+        if t.mode != "direct":
+            continue
+        definition: dict[str, Any] = {"name": t.name, "description": t.description or t.name}
+        definition["input_schema"] = t.input_schema
+        if t.examples:
+            definition["input_examples"] = [dict(example) for example in t.examples]
+        definitions.append(definition)
+    return definitions

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from codeagent.sandbox.kernel import choose_layers
+from codeagent.sandbox.kernel import SandboxError, choose_layers
 from codeagent.sandbox.launch_spec import ALL_LAYERS
 from codeagent.sandbox.policy import SandboxPolicy
 
@@ -11,7 +11,7 @@ def sandbox_info(policy: SandboxPolicy) -> str:
     """A short report: the mode, each layer active or not (with the reason), and the limits."""
     try:
         layers, notes = choose_layers(policy)
-    except RuntimeError as e:
+    except SandboxError as e:
         return f"codeagent sandbox (mode {policy.mode}): refuses to run generated code here.\n  {e}"
     lines = [f"codeagent sandbox (mode {policy.mode}):"]
     probe = _probe_details()

@@ -22,7 +22,7 @@ import zmq
 from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpec
 
-from codeagent.sandbox.bridge import BridgeServer, Handler
+from codeagent.sandbox.bridge import BridgeServer, Handler, as_handler
 from codeagent.sandbox.launch_spec import LaunchSpec
 from codeagent.sandbox.output import OutputCollector, strip_ansi
 from codeagent.sandbox.policy import SandboxPolicy
@@ -32,6 +32,9 @@ ExecStatus = Literal["ok", "error", "timeout", "crashed", "interrupted"]
 #: Environment variables passed into the sandbox, when set on the host. Nothing else (no keys, no tokens).
 ENV_ALLOW = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
 START_TIMEOUT = 60.0
+#: How long the host keeps polling without sleeping after serving a tool call (see ``execute``); only with a
+#: second CPU for the sandbox to run on.
+BRIDGE_HOT_S = 0.0003 if (os.cpu_count() or 1) > 1 else 0.0
 
 
 class SandboxError(RuntimeError):
@@ -77,17 +80,21 @@ def sandbox_env(workspace: str) -> dict[str, str]:
         MPLBACKEND="module://matplotlib_inline.backend_inline",
         MPLCONFIGDIR=workspace,
         PYDEVD_DISABLE_FILE_VALIDATION="1",
+        # RLIMIT_AS counts reserved address space: fewer malloc arenas keep threads from eating the limit.
+        MALLOC_ARENA_MAX="2",
     )
     return env
 
 
 def choose_layers(policy: SandboxPolicy) -> tuple[list[str], list[str]]:
     """Lockdown layers for this machine and the notes explaining any that are missing."""
+    from codeagent.sandbox.layers_for import SandboxUnavailable
+    from codeagent.sandbox.layers_for import choose_layers as choose
+
     try:
-        from codeagent.sandbox.layers_for import choose_layers as choose
-    except ImportError:
-        return [], ["lockdown layers are not built yet: the sandbox is a separate kernel only"]
-    return choose(policy.mode)
+        return choose(policy.mode)
+    except SandboxUnavailable as e:
+        raise SandboxError(str(e)) from None
 
 
 class SandboxKernel:
@@ -116,7 +123,12 @@ class SandboxKernel:
             self.workspace = tempfile.mkdtemp(prefix="codeagent-ws-")
         os.makedirs(self.workspace, exist_ok=True)
         self.layers, self.layer_notes = choose_layers(self.policy)
-        self.bridge = BridgeServer(self._context, f"ipc://{self.run_dir}/bridge", self._token)
+        self.bridge = BridgeServer(
+            os.path.join(self.run_dir, "bridge"),
+            self._token,
+            max_request_bytes=self.policy.bridge_request_mb * 1024 * 1024,
+            max_reply_bytes=self.policy.bridge_reply_mb * 1024 * 1024,
+        )
         self._start_kernel()
         return self
 
@@ -181,17 +193,17 @@ class SandboxKernel:
             "del _ca_runtime\n"
         )
         self._run_silent(code)
-        if self._tool_specs:
-            self.set_tools(self._tool_specs)
+        self.set_tools(self._tool_specs)  # also defines set_result and connects the bridge client
 
     def set_tools(self, specs: list[dict[str, Any]]) -> None:
-        """Define one stub per tool spec in the sandbox's namespace."""
+        """Define one stub per tool spec (and ``set_result``, ``ToolError``) in the sandbox's namespace."""
         assert self.bridge
         self._tool_specs = specs
         code = (
             "import codeagent.sandbox.runtime as _ca_runtime\n"
             f"_ca_runtime.install({self.bridge.address!r}, {self._token!r}, "
-            f"__import__('json').loads({json.dumps(json.dumps(specs))}), globals())\n"
+            f"__import__('json').loads({json.dumps(json.dumps(specs))}), globals(), "
+            f"max_request_bytes={self.bridge.max_request_bytes})\n"
             "del _ca_runtime\n"
         )
         self._run_silent(code)
@@ -248,19 +260,28 @@ class SandboxKernel:
         *,
         on_output: Callable[[str], None] | None = None,
         on_display: Callable[[dict[str, Any]], None] | None = None,
+        silent: bool = False,
     ) -> ExecutionResult:
         """Run ``code``; serve its tool calls with ``handler`` on this thread until it finishes.
+
+        ``handler`` is a ``ToolDispatcher`` (anything with ``begin(BridgeRequest)``) or a plain
+        ``request_dict -> reply_dict`` function. Sync tools run on this thread; async tools run concurrently
+        on the bridge's worker loop and are cancelled if still running when the script ends. ``silent`` runs
+        the code without a history entry (used to hand notebook data in).
 
         A wall-clock overrun interrupts the script, and kills and restarts the kernel if the interrupt is
         not heeded; a dead kernel is restarted. Ctrl-C on the host interrupts the script and re-raises.
         """
         assert self.kc is not None and self.bridge is not None
-        kc, policy = self.kc, self.policy
+        kc, policy, bridge = self.kc, self.policy, self.bridge
+        handler = as_handler(handler)
         out = OutputCollector(hard_limit=policy.output_hard_bytes)
         started = time.perf_counter()
-        msg_id = kc.execute(code, silent=False, store_history=True, allow_stdin=False)
+        msg_id = kc.execute(code, silent=silent, store_history=not silent, allow_stdin=False)
+        bridge.expected_cell = msg_id  # calls from threads of earlier scripts are refused
+        bridge_fd = bridge.fileno()
         poller = zmq.Poller()
-        for sock in (kc.iopub_channel.socket, kc.shell_channel.socket, self.bridge.socket):
+        for sock in (bridge_fd, kc.iopub_channel.socket, kc.shell_channel.socket):
             poller.register(sock, zmq.POLLIN)
         reply: dict[str, Any] | None = None
         idle = False
@@ -269,10 +290,13 @@ class SandboxKernel:
         deadline = started + policy.wall_seconds
         next_alive_check = started + 0.5
         try:
+            hot_until = 0.0
             while reply is None or not idle:
-                ready = dict(poller.poll(100))
-                if self.bridge.socket in ready:
-                    self.bridge.serve_pending(handler)
+                # After a tool call the next one usually follows within microseconds: poll without sleeping
+                # for a moment rather than letting this (virtual) CPU halt and paying its wake-up each call.
+                ready = dict(poller.poll(0 if time.perf_counter() < hot_until else 100))
+                if bridge_fd in ready and bridge.serve_pending(handler):
+                    hot_until = time.perf_counter() + BRIDGE_HOT_S
                 if kc.iopub_channel.socket in ready:
                     idle = self._drain_iopub(msg_id, out, on_output, on_display) or idle
                 if kc.shell_channel.socket in ready:
@@ -290,6 +314,9 @@ class SandboxKernel:
         except KeyboardInterrupt:
             self.interrupt_and_wait(msg_id)
             raise
+        finally:
+            if self.bridge is not None:
+                self.bridge.cancel_pending()
         error_name = None
         if reply is not None and reply["content"].get("status") == "error":
             status = "error"
@@ -336,10 +363,10 @@ class SandboxKernel:
                 out.traceback = strip_ansi("\n".join(content.get("traceback", [])))[: out.hard_limit]
             elif kind in ("display_data", "update_display_data"):
                 bundle = {"data": content.get("data", {}), "metadata": content.get("metadata", {})}
-                out.displays.append(bundle)
-                out.add(describe_display(bundle["data"], len(out.displays)) + "\n")
-                if on_display:
-                    on_display(bundle)
+                if out.add_display(bundle):
+                    out.add(describe_display(bundle["data"], len(out.displays)) + "\n")
+                    if on_display:
+                        on_display(bundle)
             elif kind == "status" and content.get("execution_state") == "idle":
                 idle = True
 

@@ -62,7 +62,7 @@ def choose_layers(mode: str, statuses: Sequence[LayerStatus] | None = None) -> t
             f"no sandbox is possible here ({sys.platform}): neither user namespaces "
             f"({status['namespaces'].detail}) nor Landlock + seccomp ({'; '.join(missing)}). "
             "Generated code will not run unless you choose the explicitly weaker mode 'unsandboxed' "
-            "(c.CodeAgent.sandbox_policy mode='unsandboxed')."
+            "(%config CodeAgent.sandbox_mode = 'unsandboxed')."
         )
     if mode == "namespaces":
         raise SandboxUnavailable(
@@ -77,9 +77,14 @@ def choose_layers(mode: str, statuses: Sequence[LayerStatus] | None = None) -> t
         "(Landlock ABI <= 7 does not cover them) and /tmp is not private"
     )
     notes.append("no process-count limit (RLIMIT_NPROC would count every process of this uid)")
+    notes.append(
+        "without PID and mount namespaces, host processes stay visible in /proc (e.g. their command lines) "
+        "and processes the script starts can outlive the sandbox"
+    )
     if sys.platform.startswith("linux") and os.geteuid() == 0 and not _prefix_reachable_by_others():
         notes.append(
             "the Python prefix is not reachable by an unprivileged uid without a mount namespace: "
-            "the sandbox stays uid 0 (with no capabilities)"
+            "the sandbox stays uid 0 (with no capabilities), so files root owns and Landlock allows "
+            "(e.g. under /etc) stay readable"
         )
     return layers, notes

@@ -6,6 +6,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
+MAX_DISPLAYS = 100
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
@@ -35,6 +36,19 @@ class OutputCollector:
     traceback: str | None = None
     displays: list[dict[str, Any]] = field(default_factory=list)
 
+    display_bytes: int = 0
+    dropped_displays: int = 0
+
+    def add_display(self, bundle: dict[str, Any]) -> bool:
+        """Keep a rich output while the displays stay under ``hard_limit`` characters in all; else count it."""
+        size = sum(len(v) if isinstance(v, str) else len(str(v)) for v in bundle.get("data", {}).values())
+        if self.display_bytes + size > self.hard_limit or len(self.displays) >= MAX_DISPLAYS:
+            self.dropped_displays += 1
+            return False
+        self.display_bytes += size
+        self.displays.append(bundle)
+        return True
+
     def add(self, text: str) -> None:
         room = self.hard_limit - self.kept
         if room <= 0:
@@ -54,6 +68,8 @@ class OutputCollector:
         text = "".join(self.parts)
         if self.dropped:
             text += f"\n… {self.dropped:,} more chars of output were dropped by the host …\n"
+        if self.dropped_displays:
+            text += f"\n… {self.dropped_displays:,} more displays (figures, HTML) were dropped by the host …\n"
         if self.result_repr is not None:
             text += ("" if not text or text.endswith("\n") else "\n") + self.result_repr
         if self.traceback is not None:

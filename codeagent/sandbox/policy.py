@@ -30,6 +30,10 @@ class SandboxPolicy(BaseModel):
         8_000_000, ge=10_000, description="Output kept on the host at most; the rest is counted and dropped."
     )
     sandbox_uid: int = Field(65534, ge=1, description="Unprivileged uid the sandbox runs as when the host is root.")
+    bridge_request_mb: int = Field(
+        256, ge=1, description="Largest tool-bridge message from the sandbox (tool arguments, set_result)."
+    )
+    bridge_reply_mb: int = Field(512, ge=1, description="Largest tool result or --data value sent into the sandbox.")
 
     def merged(self, **overrides: object) -> SandboxPolicy:
         """A copy with the non-None overrides applied (validated)."""

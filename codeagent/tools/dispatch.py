@@ -1,4 +1,9 @@
-"""Run tool calls that arrive from the sandbox: validate, call, encode the result as JSON."""
+"""Run tool calls that arrive from the sandbox: check, validate, call, encode the result.
+
+:meth:`ToolDispatcher.begin` serves the bridge (values travel as JSON, NumPy arrays and Arrow tables; ``async
+def`` tools come back as :class:`~codeagent.sandbox.bridge.Pending` so the bridge runs them concurrently).
+:meth:`ToolDispatcher.handle` serves direct tool calls from the model (JSON text, run to completion).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +17,8 @@ from typing import Any
 
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
+from codeagent.sandbox import codec
+from codeagent.sandbox.bridge import BridgeRequest, Pending, Reply, error_reply
 from codeagent.tools.registry import Tool, ToolArgumentError, ToolRegistry
 
 PREVIEW_CHARS = 300
@@ -24,7 +31,7 @@ class ToolCallRecord:
     name: str
     arguments: dict[str, Any]
     result_preview: str = ""
-    result_chars: int = 0
+    result_chars: int = 0  # size of the encoded result: JSON characters plus binary bytes
     duration_s: float = 0.0
     error: str | None = None  # "TypeName: message"
     started_at: float = field(default_factory=time.time)
@@ -43,6 +50,26 @@ def encode_value(value: Any) -> str:
             f"the tool returned a {type(value).__module__}.{type(value).__qualname__}, which cannot be sent to "
             f"the sandbox; return JSON-like data (dict, list, str, numbers) ({e})"
         ) from None
+
+
+def encode_result(value: Any) -> tuple[str, list[codec.Buffer]]:
+    """JSON text and binary buffers of a tool's return value (arrays and tables travel as binary)."""
+    if value is None:
+        return "null", []
+    return codec.encode_text(value, fallback=to_jsonable_python)
+
+
+def describe_value(value: Any) -> str:
+    """A one-line description of an array or table (for previews), or '' for other values."""
+    kind = type(value).__name__
+    shape = getattr(value, "shape", None)
+    if kind == "ndarray" and shape is not None:
+        return f"ndarray {getattr(value, 'dtype', '')} shape {tuple(shape)}"
+    if kind in ("DataFrame", "Series") and shape is not None:
+        return f"{kind} {' × '.join(str(n) for n in shape)}"
+    if kind in ("Table", "RecordBatch") and hasattr(value, "num_rows"):
+        return f"Arrow {kind} {value.num_rows} × {value.num_columns}"
+    return ""
 
 
 def _call(tool: Tool, kwargs: dict[str, Any]) -> Any:
@@ -66,13 +93,88 @@ def _call(tool: Tool, kwargs: dict[str, Any]) -> Any:
 
 
 class ToolDispatcher:
-    """Handles decoded requests ``{"id", "tool", "args"}``; never raises, always returns a reply dict."""
+    """Serves tool calls for one script; never raises, always replies. Keeps the script's ``set_result``."""
 
     def __init__(self, registry: ToolRegistry, on_call: Callable[[ToolCallRecord], None] | None = None) -> None:
         self.registry = registry
         self.on_call = on_call
+        self.result_set = False
+        self.result_value: Any = None
+
+    # -- the bridge --------------------------------------------------------------------------------
+
+    def begin(self, request: BridgeRequest) -> Reply | Pending:
+        """Answer a request from the sandbox, or hand back the coroutine of an ``async def`` tool."""
+        req_id = request.id
+        head = request.head
+        op = head.get("op", "call")
+        if op != "call":
+            if op == "result":
+                return self._set_result(request)
+            return error_reply(req_id, "ValueError", f"unknown bridge operation {str(op)[:40]!r}")
+        name = head.get("tool")
+        tool = self.registry.get(name) if type(name) is str else None
+        if tool is None:
+            return error_reply(req_id, "NameError", f"no tool named {str(name)[:80]!r} is registered")
+        started = time.perf_counter()
+        try:
+            args = {} if request.body == b"{}" and not request.buffers else request.value()
+        except codec.CodecError as e:
+            record = ToolCallRecord(name=tool.name, arguments={})
+            return self._finish(req_id, record, started, None, TypeError(f"{tool.name}(): arguments: {e}"))
+        record = ToolCallRecord(name=tool.name, arguments=args if type(args) is dict else {"_": args})
+        try:
+            kwargs = tool.validate(args)
+        except ToolArgumentError as e:
+            return self._finish(req_id, record, started, None, TypeError(str(e)))
+        if tool.is_async:
+            try:
+                coroutine = tool.func(**kwargs)
+            except Exception as e:
+                return self._finish(req_id, record, started, None, e)
+            return Pending(coroutine, lambda value, error: self._finish(req_id, record, started, value, error))
+        try:
+            value = tool.func(**kwargs)
+        except Exception as e:
+            return self._finish(req_id, record, started, None, e)
+        return self._finish(req_id, record, started, value, None)
+
+    def _finish(
+        self, req_id: Any, record: ToolCallRecord, started: float, value: Any, error: BaseException | None
+    ) -> Reply:
+        reply: Reply
+        if error is None:
+            try:
+                text, buffers = encode_result(value)
+            except codec.UnsendableValueError as e:
+                error = ToolValueError(f"{record.name}() returned a value that cannot be sent to the sandbox: {e}")
+            else:
+                reply = Reply({"id": req_id, "ok": True}, codec.to_bytes(text), buffers)
+                record.result_chars = len(text) + (sum(codec.nbytes(b) for b in buffers) if buffers else 0)
+                record.result_preview = (buffers and describe_value(value)) or text[:PREVIEW_CHARS]
+        if error is not None:
+            type_name = type(error).__name__
+            message = exception_message(error)
+            reply = error_reply(req_id, type_name, message, builtin_base(error))
+            record.error = f"{type_name}: {message}"
+        record.duration_s = time.perf_counter() - started
+        if self.on_call is not None:
+            self.on_call(record)
+        return reply
+
+    def _set_result(self, request: BridgeRequest) -> Reply:
+        try:
+            value = request.value()
+        except codec.CodecError as e:
+            return error_reply(request.id, type(e).__name__, f"set_result(): {e}")
+        self.result_value = value
+        self.result_set = True
+        return Reply({"id": request.id, "ok": True})
+
+    # -- direct tool calls from the model -----------------------------------------------------------
 
     def handle(self, request: dict[str, Any]) -> dict[str, Any]:
+        """Run ``{"id", "tool", "args"}`` to completion; the reply carries the result as ``value_json`` text."""
         req_id = request.get("id")
         name = request.get("tool")
         args = request.get("args", {})
@@ -98,6 +200,19 @@ class ToolDispatcher:
         if self.on_call is not None:
             self.on_call(record)
         return reply
+
+
+def builtin_base(error: BaseException) -> str | None:
+    """The nearest built-in exception class of ``error`` that takes one message (so the script can catch
+    ``ToolValueError`` as ``TypeError``, an ``HTTPError`` as ``OSError``)."""
+    for cls in type(error).__mro__:
+        if cls.__module__ == "builtins" and issubclass(cls, Exception) and cls is not Exception:
+            try:
+                cls("message")
+            except TypeError:
+                continue
+            return cls.__name__
+    return None
 
 
 def exception_message(e: BaseException) -> str:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import inspect
 import keyword
+import typing
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from types import UnionType
 from typing import Any, Literal, TypeVar, overload
 
 import pydantic
@@ -21,6 +23,12 @@ from codeagent.tools.stubs import stub_source
 
 ToolMode = Literal["code", "direct"]
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: Names the sandbox defines next to the tools.
+RESERVED_NAMES = frozenset({"set_result", "ToolError"})
+#: Annotations whose values pydantic returns unchanged (or as an equal copy) when their type matches exactly.
+_SIMPLE: dict[Any, tuple[type, ...]] = {t: (t,) for t in (str, int, float, bool, list, dict)}
+_FastParam = tuple[str, "tuple[type, ...] | type | None", bool, Any]  # name, types (None: any), required, field
 
 
 class ToolArgumentError(ValueError):
@@ -40,18 +48,28 @@ class Tool:
     arguments_model: type[BaseModel]
     mode: ToolMode = "code"
     examples: list[dict[str, Any]] = field(default_factory=list)
+    is_async: bool = field(default=False, init=False)
+    _fast: list[_FastParam] | None = field(default=None, init=False, repr=False)
 
-    @property
-    def is_async(self) -> bool:
-        return inspect.iscoroutinefunction(self.func)
+    def __post_init__(self) -> None:
+        self.is_async = inspect.iscoroutinefunction(self.func)
+        self._fast = fast_checks(self.arguments_model)
 
     @property
     def stub(self) -> str:
-        """The Python stub shown to the model."""
-        return stub_source(self.name, self.params, self.returns, self.description)
+        """The Python stub shown to the model (examples appear in its docstring)."""
+        return stub_source(self.name, self.params, self.returns, self.description, self.examples)
 
     def validate(self, arguments: Any) -> dict[str, Any]:
-        """Validate a JSON arguments object; returns keyword arguments for the function."""
+        """Validate a JSON arguments object; returns keyword arguments for the function.
+
+        Arguments whose types already match plain annotations exactly (str, int, float, bool, list, dict,
+        arrays, frames) skip pydantic; anything else goes through the full model, with the same result.
+        """
+        if self._fast is not None and type(arguments) is dict:
+            kwargs = _fast_validate(self._fast, arguments)
+            if kwargs is not None:
+                return kwargs
         if not isinstance(arguments, dict):
             raise ToolArgumentError(f"{self.name}: arguments must be an object, got {type(arguments).__name__}")
         try:
@@ -82,6 +100,57 @@ class Tool:
         }
 
 
+def fast_checks(model: type[BaseModel]) -> list[_FastParam] | None:
+    """Per-parameter exact type checks, or None when some parameter needs pydantic (constraints, generics)."""
+    checks: list[_FastParam] = []
+    for name, info in model.model_fields.items():
+        annotation = info.annotation
+        if info.metadata or info.default_factory is not None:
+            return None
+        if annotation is Any:
+            types: tuple[type, ...] | type | None = None
+        elif annotation in _SIMPLE:
+            types = _SIMPLE[annotation]
+        elif _optional_of(annotation) in _SIMPLE:
+            types = (*_SIMPLE[_optional_of(annotation)], type(None))
+        elif isinstance(annotation, type) and annotation.__module__.partition(".")[0] in ("numpy", "pandas", "pyarrow"):
+            types = annotation  # pydantic checks these with isinstance (arbitrary types)
+        else:
+            return None
+        checks.append((name, types, info.is_required(), info))
+    return checks
+
+
+def _optional_of(annotation: Any) -> Any:
+    """``T`` for ``T | None`` / ``Optional[T]``, else None."""
+    if typing.get_origin(annotation) not in (typing.Union, UnionType):
+        return None
+    args = [a for a in typing.get_args(annotation) if a is not type(None)]
+    return args[0] if len(args) == 1 and len(typing.get_args(annotation)) == 2 else None
+
+
+def _fast_validate(checks: list[_FastParam], arguments: dict[str, Any]) -> dict[str, Any] | None:
+    """Keyword arguments when every given value matches exactly and no name is unknown; else None."""
+    kwargs: dict[str, Any] = {}
+    matched = 0
+    for name, types, required, info in checks:
+        if name in arguments:
+            value = arguments[name]
+            if types is not None:
+                if isinstance(types, tuple):
+                    if type(value) not in types:
+                        return None
+                elif not isinstance(value, types):
+                    return None
+            kwargs[name] = value
+            matched += 1
+        elif required:
+            return None
+        else:
+            kwargs[name] = info.get_default(call_default_factory=True)
+    return kwargs if matched == len(arguments) else None
+
+
 def make_tool(
     func: Callable[..., Any],
     *,
@@ -96,13 +165,15 @@ def make_tool(
     tool_name = name or func.__name__
     if not tool_name.isidentifier() or keyword.iskeyword(tool_name) or tool_name.startswith("_"):
         raise ValueError(f"tool name {tool_name!r} must be a public Python identifier (letters, digits, _)")
+    if tool_name in RESERVED_NAMES:
+        raise ValueError(f"tool name {tool_name!r} is reserved by codeagent; pass name=... to @tool")
     if mode not in ("code", "direct"):
         raise ValueError(f"tool mode must be 'code' or 'direct', not {mode!r}")
     model, params = build_arguments_model(func, tool_name)
     if description is None:
         description = inspect.getdoc(func) or ""
     ret = inspect.signature(func).return_annotation
-    return Tool(
+    made = Tool(
         name=tool_name,
         func=func,
         description=description.strip(),
@@ -113,6 +184,16 @@ def make_tool(
         mode=mode,
         examples=list(examples or []),
     )
+    for i, example in enumerate(made.examples, 1):
+        if not isinstance(example, dict):
+            raise TypeError(
+                f"tool {tool_name!r}: example {i} must be a dict of arguments, not {type(example).__name__}"
+            )
+        try:
+            made.validate(example)
+        except ToolArgumentError as e:
+            raise ValueError(f"tool {tool_name!r}: example {i} does not match the parameters: {e}") from None
+    return made
 
 
 class ToolRegistry:

@@ -36,7 +36,7 @@ def annotation_text(annotation: Any) -> str:
 
 def _resolved_hints(func: Callable[..., Any]) -> dict[str, Any]:
     try:
-        return typing.get_type_hints(func)
+        return typing.get_type_hints(func, include_extras=True)  # keep Annotated[...] constraints
     except Exception:  # unresolvable forward references: fall back to the raw annotations
         return dict(getattr(func, "__annotations__", {}))
 

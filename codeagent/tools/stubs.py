@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from codeagent.tools.schema import ParamInfo
 
@@ -32,11 +33,18 @@ def _param_source(p: ParamInfo) -> str:
     return text
 
 
+def example_calls(name: str, examples: Iterable[Mapping[str, Any]]) -> str:
+    """``Examples:`` and one call per example (keyword arguments, Python literals), for a docstring."""
+    calls = [f"{name}({', '.join(f'{k}={v!r}' for k, v in example.items())})" for example in examples]
+    return "Examples:\n" + "\n".join(f"    {call}" for call in calls) if calls else ""
+
+
 def stub_source(
     name: str,
     params: Iterable[ParamInfo],
     returns: str,
     description: str,
+    examples: Iterable[Mapping[str, Any]] = (),
 ) -> str:
     """``def name(a: int, b: str = "x") -> list[dict]: \"\"\"doc\"\"\" ...`` for one tool."""
     params = list(params)
@@ -53,5 +61,9 @@ def stub_source(
         if is_last_positional_only:
             parts.append("/")
     arrow = f" -> {returns}" if returns else ""
-    doc = docstring_literal(description or f"Call the {name} tool.")
+    text = description or f"Call the {name} tool."
+    shown = example_calls(name, examples)
+    if shown:
+        text = f"{text}\n\n{shown}"
+    doc = docstring_literal(text)
     return f"def {name}({', '.join(parts)}){arrow}:\n    {doc}\n    ...\n"

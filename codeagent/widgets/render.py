@@ -25,7 +25,7 @@ PRE = (
 )
 TABLE = "border-collapse:collapse;font-size:12px;margin:4px 0"
 CELL = "border:1px solid #d0d7de;padding:2px 6px;text-align:left;vertical-align:top"
-UNSANDBOXED_WARNING = "unsandboxed: the generated code ran with no lockdown layer, with your user's rights."
+UNSANDBOXED_WARNING = "unsandboxed: generated code runs with no lockdown layer, with your user's rights."
 STATUS_COLOURS = {
     "done": "#1a7f37",
     "max_steps": "#9a6700",

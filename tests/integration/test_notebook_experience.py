@@ -317,3 +317,23 @@ def test_variables_survive(shell: Any, model_server: MessagesServer, registry: A
         assert user_variables(shell) == before
     finally:
         shell.user_ns.pop("precious")
+
+
+def test_unsandboxed_mode_warns_on_every_run(
+    shell: Any, model_server: MessagesServer, registry: Any, fresh_conversation: None
+) -> None:
+    shell.run_line_magic("config", "CodeAgent.sandbox_mode = 'unsandboxed'")
+    try:
+        for _ in range(2):
+            model_server.add_turns(code_turn("print(1)"), text_turn("one"))
+            with capture_output() as captured:
+                result = shell.run_line_magic("codeagent", "print one")
+            assert result.sandbox_layers == []
+            assert "WARNING: unsandboxed" in captured.stderr
+            assert "unsandboxed: generated code runs with no lockdown layer" in captured.outputs[-1].data["text/html"]
+    finally:
+        shell.run_line_magic("config", "CodeAgent.sandbox_mode = 'auto'")
+    model_server.add_turns(code_turn("print(2)"), text_turn("two"))
+    with capture_output() as captured:
+        locked = shell.run_line_magic("codeagent", "print two")
+    assert "namespaces" in locked.sandbox_layers and "WARNING" not in captured.stderr

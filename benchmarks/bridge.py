@@ -1,0 +1,316 @@
+"""Tool-bridge speed, each figure beside a raw echo baseline over the same kind of socket in the same run.
+
+    python benchmarks/bridge.py [--calls 5000] [--repeat 5]
+
+*Bridge*: a script in the (locked-down) sandbox calls a tool stub; the call goes through framing, the host's
+poll loop, validation, dispatch, the tool and back. Measured: per-call round trip (median, p99) and sequential
+calls per second of a no-op tool; MB/s of 1, 10 and 100 MB results (host → sandbox) and arguments
+(sandbox → host), as NumPy arrays and as numeric pandas DataFrames.
+
+*Baselines*, from the same sandbox script to a host thread: a raw zmq DEALER/ROUTER echo over ipc (what the
+bridge used before) and a raw ``AF_UNIX`` stream echo (the bridge's own transport, no framing, no Python work
+beyond send/recv; the receiver reuses one buffer). Ratios are bridge / baseline (time) or bridge / baseline
+(MB/s). Writes ``benchmarks/results/bridge.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import socket
+import struct
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import zmq
+
+from codeagent.sandbox.kernel import SandboxKernel
+from codeagent.sandbox.policy import SandboxPolicy
+from codeagent.tools.dispatch import ToolDispatcher
+from codeagent.tools.registry import ToolRegistry, make_tool
+
+RESULTS = Path(__file__).parent / "results"
+SIZES_MB = (1, 10, 100)
+MB = 1024 * 1024
+
+#: Shared by the sandbox scripts: timing helpers, printed back as one JSON line.
+PRELUDE = """
+import json, time, statistics
+def stats(samples_ns):
+    s = sorted(samples_ns)
+    return {"median_us": s[len(s) // 2] / 1e3, "p99_us": s[min(len(s) - 1, int(len(s) * 0.99))] / 1e3}
+def latency(call, n, warm=300):
+    for _ in range(warm):
+        call()
+    samples = []
+    started = time.perf_counter()
+    for _ in range(n):
+        t = time.perf_counter_ns(); call(); samples.append(time.perf_counter_ns() - t)
+    elapsed = time.perf_counter() - started
+    return dict(stats(samples), calls_per_s=n / elapsed)
+def median_s(call, repeat):
+    call()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter(); call(); times.append(time.perf_counter() - t)
+    return statistics.median(times)
+"""
+
+
+# -- host-side baselines ---------------------------------------------------------------------------------
+
+
+class ZmqEcho(threading.Thread):
+    """ROUTER over ipc: ``[b"e"]`` echoes, ``[b"g", n]`` answers n bytes, ``[b"p", data]`` answers b"ok"."""
+
+    def __init__(self, path: str, payload: memoryview) -> None:
+        super().__init__(daemon=True)
+        self.address = f"ipc://{path}"
+        self.payload = payload
+        self.socket = zmq.Context.instance().socket(zmq.ROUTER)
+        self.socket.linger = 0
+        self.socket.bind(self.address)
+        os.chmod(path, 0o666)  # the sandbox may run as another uid
+
+    def run(self) -> None:
+        sock = self.socket
+        while True:
+            frames = sock.recv_multipart(copy=False)
+            op = frames[1].bytes
+            if op == b"q":
+                sock.send_multipart([frames[0], b"bye"])
+                return
+            if op == b"g":
+                sock.send_multipart([frames[0], self.payload[: int(frames[2].bytes)]], copy=False)
+            elif op == b"p":
+                sock.send_multipart([frames[0], b"ok"])
+            else:
+                sock.send_multipart(frames, copy=False)
+
+
+class UnixEcho(threading.Thread):
+    """AF_UNIX stream: 9-byte requests (op, u64 size); ``e`` echoes them, ``g`` sends size bytes, ``p`` reads
+    size bytes and answers one byte."""
+
+    def __init__(self, path: str, payload: memoryview) -> None:
+        super().__init__(daemon=True)
+        self.path = path
+        self.payload = payload
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(path)
+        os.chmod(path, 0o666)
+        self.listener.listen(1)
+
+    def run(self) -> None:
+        conn, _ = self.listener.accept()
+        sink = bytearray(len(self.payload))
+        head = bytearray(9)
+        while True:
+            if not _recv_exactly(conn, memoryview(head)):
+                return
+            op, size = head[:1], struct.unpack_from("<Q", head, 1)[0]
+            if op == b"q":
+                return
+            if op == b"g":
+                conn.sendall(self.payload[:size])
+            elif op == b"p":
+                _recv_exactly(conn, memoryview(sink)[:size])
+                conn.sendall(b"k")
+            else:
+                conn.sendall(head)
+
+
+def _recv_exactly(conn: socket.socket, view: memoryview) -> bool:
+    got = 0
+    while got < len(view):
+        n = conn.recv_into(view[got:])
+        if n == 0:
+            return False
+        got += n
+    return True
+
+
+ZMQ_CLIENT = """
+import zmq
+_z = zmq.Context.instance().socket(zmq.DEALER); _z.linger = 0; _z.connect({address!r})
+def z_echo():
+    _z.send_multipart([b"e"]); _z.recv_multipart(copy=False)
+def z_get(n):
+    _z.send_multipart([b"g", str(n).encode()]); return _z.recv_multipart(copy=False)[0].buffer
+def z_put(data):
+    _z.send_multipart([b"p", data], copy=False); _z.recv_multipart()
+"""
+
+UNIX_CLIENT = """
+import socket, struct
+_u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); _u.connect({path!r})
+_ubuf = bytearray({capacity}); _uview = memoryview(_ubuf)
+def _u_exact(view):
+    got = 0
+    while got < len(view):
+        got += _u.recv_into(view[got:])
+def u_echo():
+    _u.sendall(b"e" + bytes(8)); _u_exact(_uview[:9])
+def u_get(n):
+    _u.sendall(b"g" + struct.pack("<Q", n)); _u_exact(_uview[:n]); return _uview[:n]
+def u_put(data):
+    _u.sendall(b"p" + struct.pack("<Q", len(data))); _u.sendall(data); _u_exact(_uview[:1])
+"""
+
+
+# -- the run ----------------------------------------------------------------------------------------------
+
+
+def run_script(kernel: SandboxKernel, code: str, dispatcher: ToolDispatcher) -> dict[str, Any]:
+    result = kernel.execute(PRELUDE + code, dispatcher)
+    if result.status != "ok":
+        raise RuntimeError(f"benchmark script failed:\n{result.output}")
+    return json.loads(result.output.strip().splitlines()[-1])
+
+
+def make_registry() -> tuple[ToolRegistry, dict[int, Any], dict[int, Any]]:
+    arrays = {mb: np.random.default_rng(mb).random(mb * MB // 8) for mb in SIZES_MB}
+    frames = {
+        mb: pd.DataFrame({f"c{i}": np.random.default_rng(i).random(mb * MB // 32) for i in range(4)}) for mb in SIZES_MB
+    }
+    registry = ToolRegistry()
+
+    def noop() -> None:
+        """Does nothing."""
+
+    def array_of(mb: int) -> Any:
+        return arrays[mb]
+
+    def frame_of(mb: int) -> Any:
+        return frames[mb]
+
+    def take(value: Any) -> int:
+        return 1
+
+    for func in (noop, array_of, frame_of, take):
+        registry.add(make_tool(func))
+    return registry, arrays, frames
+
+
+def measure(calls: int, repeat: int) -> dict[str, Any]:
+    registry, _, _ = make_registry()
+    policy = SandboxPolicy(wall_seconds=600, cpu_seconds=600)
+    kernel = SandboxKernel(policy).start()
+    try:
+        kernel.set_tools([t.spec() for t in registry])
+        dispatcher = ToolDispatcher(registry)
+        assert kernel.run_dir
+        payload = memoryview(np.random.default_rng(0).bytes(max(SIZES_MB) * MB))
+        zmq_echo = ZmqEcho(os.path.join(kernel.run_dir, "zecho"), payload)
+        unix_echo = UnixEcho(os.path.join(kernel.run_dir, "uecho"), payload)
+        zmq_echo.start()
+        unix_echo.start()
+        clients = ZMQ_CLIENT.format(address=zmq_echo.address) + UNIX_CLIENT.format(
+            path=unix_echo.path, capacity=len(payload)
+        )
+        run_script(kernel, clients + "print(json.dumps({}))", dispatcher)
+
+        # Latency: interleaved (bridge, zmq, unix) three times, so all see the same machine state.
+        rounds: dict[str, list[dict[str, float]]] = {"bridge": [], "zmq": [], "unix": []}
+        for _ in range(3):
+            for name, call in (("bridge", "noop"), ("zmq", "z_echo"), ("unix", "u_echo")):
+                rounds[name].append(run_script(kernel, f"print(json.dumps(latency({call}, {calls})))", dispatcher))
+        latency = {name: _middle(runs) for name, runs in rounds.items()}
+
+        throughput: list[dict[str, Any]] = []
+        for mb in SIZES_MB:
+            reps = repeat if mb < 100 else max(3, repeat // 2)
+            code = (
+                f"import numpy as np, pandas as pd\n"
+                f"n = {mb * MB}\n"
+                f"arr = np.random.default_rng(1).random(n // 8)\n"
+                f"frame = pd.DataFrame({{f'c{{i}}': arr[i::4].copy() for i in range(4)}})\n"
+                f"blob = bytes(n)\n"
+                f"out = {{}}\n"
+                f"out['bridge_in_array'] = median_s(lambda: array_of({mb}), {reps})\n"
+                f"out['bridge_in_frame'] = median_s(lambda: frame_of({mb}), {reps})\n"
+                f"out['bridge_out_array'] = median_s(lambda: take(arr), {reps})\n"
+                f"out['bridge_out_frame'] = median_s(lambda: take(frame), {reps})\n"
+                f"out['zmq_in'] = median_s(lambda: z_get(n), {reps})\n"
+                f"out['zmq_out'] = median_s(lambda: z_put(blob), {reps})\n"
+                f"out['unix_in'] = median_s(lambda: u_get(n), {reps})\n"
+                f"out['unix_out'] = median_s(lambda: u_put(blob), {reps})\n"
+                f"del arr, frame, blob\n"
+                f"print(json.dumps(out))\n"
+            )
+            seconds = run_script(kernel, code, dispatcher)
+            mbps = {key: mb * MB / 1e6 / value for key, value in seconds.items()}
+            throughput.append({"mb": mb, "MB_per_s": mbps, "seconds": seconds})
+        run_script(kernel, "z_echo and _z.send_multipart([b'q']); _u.sendall(b'q' + bytes(8))\nprint('{}')", dispatcher)
+        return {"latency": latency, "throughput": throughput, "sandbox_layers": kernel.layers}
+    finally:
+        kernel.shutdown()
+
+
+def _middle(runs: list[dict[str, float]]) -> dict[str, float]:
+    """The run with the median median (its p99 and rate belong to the same run)."""
+    return sorted(runs, key=lambda r: r["median_us"])[len(runs) // 2]
+
+
+def report(results: dict[str, Any]) -> str:
+    lat = results["latency"]
+    bridge, zq, ux = lat["bridge"], lat["zmq"], lat["unix"]
+    lines = [
+        "No-op tool call round trip, from the script (median of 3 interleaved runs)",
+        f"{'':18}{'median µs':>11}{'p99 µs':>10}{'calls/s':>10}",
+        *[
+            f"{name:18}{r['median_us']:>11.1f}{r['p99_us']:>10.1f}{r['calls_per_s']:>10.0f}"
+            for name, r in (("bridge", bridge), ("raw zmq echo", zq), ("raw AF_UNIX echo", ux))
+        ],
+        f"bridge / raw zmq:     median {bridge['median_us'] / zq['median_us']:.2f}×, "
+        f"calls/s {bridge['calls_per_s'] / zq['calls_per_s']:.2f}×",
+        f"bridge / raw AF_UNIX: median {bridge['median_us'] / ux['median_us']:.2f}×, "
+        f"calls/s {bridge['calls_per_s'] / ux['calls_per_s']:.2f}×",
+        "",
+        "Throughput, MB/s (median of repeats); in = host → sandbox (tool result), out = sandbox → host (argument)",
+        f"{'MB':>4}{'array in':>10}{'frame in':>10}{'zmq in':>9}{'unix in':>9}{'array out':>11}{'frame out':>11}"
+        f"{'zmq out':>9}{'unix out':>10}{'in vs zmq':>11}{'in vs unix':>11}",
+    ]
+    for row in results["throughput"]:
+        m = row["MB_per_s"]
+        lines.append(
+            f"{row['mb']:>4}{m['bridge_in_array']:>10.0f}{m['bridge_in_frame']:>10.0f}{m['zmq_in']:>9.0f}"
+            f"{m['unix_in']:>9.0f}{m['bridge_out_array']:>11.0f}{m['bridge_out_frame']:>11.0f}{m['zmq_out']:>9.0f}"
+            f"{m['unix_out']:>10.0f}{m['bridge_in_array'] / m['zmq_in']:>10.2f}×"
+            f"{m['bridge_in_array'] / m['unix_in']:>10.2f}×"
+        )
+    lines.append(f"sandbox layers: {', '.join(results['sandbox_layers']) or 'none'}")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--calls", type=int, default=5000, help="sequential calls per latency run")
+    parser.add_argument("--repeat", type=int, default=5, help="repeats per payload size (100 MB: half)")
+    args = parser.parse_args()
+    started = time.perf_counter()
+    results = measure(args.calls, args.repeat)
+    results["machine"] = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpus": os.cpu_count(),
+        "load_avg_1m": os.getloadavg()[0],
+        "zmq": zmq.zmq_version(),
+    }
+    results["calls_per_run"] = args.calls
+    results["wall_s"] = round(time.perf_counter() - started, 1)
+    print(report(results))
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "bridge.json").write_text(json.dumps(results, indent=2) + "\n")
+    print(f"\nwrote {RESULTS / 'bridge.json'} in {results['wall_s']} s")
+
+
+if __name__ == "__main__":
+    main()
