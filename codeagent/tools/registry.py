@@ -262,7 +262,7 @@ def tool(
     """
 
     def register(f: F) -> F:
-        (registry or default_registry).add(
+        (registry if registry is not None else default_registry).add(
             make_tool(f, name=name, description=description, mode=mode, examples=examples)
         )
         return f

@@ -290,3 +290,17 @@ def test_direct_calls_still_get_json_text(tools: ToolRegistry) -> None:
     assert reply == {"id": "toolu_1", "ok": True, "value_json": '{"x": 1}'}
     reply = ToolDispatcher(tools).handle({"id": "toolu_2", "tool": "nope", "args": {}})
     assert reply["ok"] is False and reply["error"]["type"] == "NameError"
+
+
+def test_tool_decorator_uses_an_empty_registry_it_is_given() -> None:
+    from codeagent.tools.registry import ToolRegistry, default_registry, tool
+
+    mine = ToolRegistry()
+    before = len(default_registry)
+
+    @tool(registry=mine)
+    def only_here(x: int) -> int:
+        """Only in my registry."""
+        return x
+
+    assert "only_here" in mine and "only_here" not in default_registry and len(default_registry) == before
