@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import anthropic
 
@@ -49,8 +50,12 @@ def make_client(
     base_url: str | None = None,
     timeout: float = 600.0,
     max_retries: int = 2,
+    transport: Any = None,
 ) -> anthropic.Anthropic:
-    """A real ``anthropic.Anthropic`` client, or MissingAPIKey with a message saying what to do."""
+    """A real ``anthropic.Anthropic`` client, or MissingAPIKey with a message saying what to do.
+
+    ``transport`` replaces the SDK's HTTP transport (record/replay: ``codeagent.agent.cassette``).
+    """
     key = api_key or find_api_key()
     if not key:
         raise MissingAPIKey(
@@ -62,11 +67,16 @@ def make_client(
         base_url=base_url or os.environ.get("ANTHROPIC_BASE_URL") or None,
         timeout=timeout,
         max_retries=max_retries,
+        http_client=anthropic.DefaultHttpxClient(transport=transport) if transport is not None else None,
     )
 
 
 def describe_api_error(error: Exception) -> str:
     """One line saying what went wrong with the API and what to do (the key is never included)."""
+    from codeagent.agent.cassette import CassetteError
+
+    if isinstance(error.__cause__, CassetteError):
+        return str(error.__cause__)
     status = getattr(error, "status_code", None)
     detail = _server_message(error)
     if isinstance(error, anthropic.AuthenticationError):

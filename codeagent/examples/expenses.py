@@ -35,8 +35,9 @@ class ExpenseData:
         return out
 
 
-def make_expense_data(members: int = 50, per_member: int = 40, month: str = "2026-10", seed: int = 7,
-                      team: str = "platform") -> ExpenseData:
+def make_expense_data(
+    members: int = 50, per_member: int = 40, month: str = "2026-10", seed: int = 7, team: str = "platform"
+) -> ExpenseData:
     """``members`` people, each with ``per_member`` expenses in ``month``; about a fifth go over budget."""
     rng = random.Random(seed)
     people = []

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import sys
 from typing import Any
 
 from IPython.core.error import UsageError
@@ -12,10 +14,12 @@ from IPython.display import display
 from traitlets import Bool, Float, Int, List, Unicode
 from traitlets.config import Configurable
 
+from codeagent.agent.cassette import Cassette, CassetteError, CassetteShelf, make_cassette_client
 from codeagent.agent.client import MissingAPIKey, make_client
 from codeagent.agent.loop import AgentSettings
 from codeagent.agent.pricing import estimate_cost, format_cost
 from codeagent.agent.trace import CodeAgentResult, TraceEvent
+from codeagent.kernel_ext.data import DataError, hand_over, parse_names
 from codeagent.kernel_ext.expand import expand_prompt
 from codeagent.kernel_ext.options import split_options
 from codeagent.kernel_ext.session import Session
@@ -23,7 +27,7 @@ from codeagent.sandbox.info import sandbox_info
 from codeagent.sandbox.kernel import SandboxError
 from codeagent.sandbox.policy import SandboxPolicy
 from codeagent.widgets.live import LiveView
-from codeagent.widgets.render import SECTIONS, render_bundle
+from codeagent.widgets.render import SECTIONS, UNSANDBOXED_WARNING, render_bundle
 from codeagent.widgets.sanitize import safe_bundle
 
 
@@ -53,11 +57,21 @@ class CodeAgent(Magics, Configurable):
         config=True
     )
     api_retries = Int(2, help="Retries the anthropic SDK makes on 429/5xx/connection errors.").tag(config=True)
+    cassette = Unicode(
+        "", help="Cassette (JSON) of recorded model turns, relative to the notebook's directory; '' for none."
+    ).tag(config=True)
+    cassette_mode = Unicode(
+        "auto",
+        help="auto (replay the cassette if it exists, else record it) | record | replay (no key, no network) | off.",
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         Configurable.__init__(self, config=shell.config if shell is not None else None)
         Magics.__init__(self, shell=shell, **kwargs)
         self.session = Session()
+        # Shut the sandboxes down when the notebook kernel exits (the launcher also watches for a hard death).
+        atexit.register(self.session.close)
+        self.cassettes = CassetteShelf()
         if self.warm_start:
             # an invalid config is reported on first use instead
             with contextlib.suppress(ValueError):
@@ -78,8 +92,12 @@ class CodeAgent(Magics, Configurable):
     @argument("--model", help="Model for this call (default: CodeAgent.model).")
     @argument("--max-steps", type=int, help="Model requests before giving up (default: CodeAgent.max_steps).")
     @argument("-o", "--output", metavar="NAME", help="Also store the result object in this variable.")
+    @argument("--data", metavar="NAMES", help="Notebook variables to hand to the sandbox (comma-separated).")
+    @argument("--sample", type=int, metavar="N", help="Also show the model the first N rows of each --data value.")
     @argument("--timeout", type=float, help="Wall-clock seconds one script may run.")
     @argument("--base-url", help="Messages API base URL for this call.")
+    @argument("--record", metavar="PATH", help="Record this call's model turns to a cassette file.")
+    @argument("--replay", metavar="PATH", help="Replay model turns from a cassette file (no key, no network).")
     @argument("--show", help=f"Comma-separated sections to open: {','.join(SECTIONS)}.")
     @argument("--new", action="store_true", help="Start a new conversation.")
     @argument("--reset", action="store_true", help="Start a new conversation and restart the sandbox.")
@@ -137,16 +155,28 @@ class CodeAgent(Magics, Configurable):
         if args.output and not args.output.isidentifier():
             raise UsageError(f"-o needs a variable name, not {args.output!r}")
         try:
-            client = make_client(
-                base_url=args.base_url or self.base_url, timeout=self.api_timeout, max_retries=self.api_retries
-            )
-        except MissingAPIKey as e:
+            client, cassette = self._client(args)
+        except (MissingAPIKey, CassetteError) as e:
             raise UsageError(str(e)) from None
 
-        result = self._run_with_display(prompt, client, settings, policy, sections)
+        data_section = self._hand_over_data(args, policy)
+        result = self._run_with_display(
+            prompt, client, settings, policy, sections, cassette=cassette, data_section=data_section
+        )
         if args.output:
             self.shell.user_ns[args.output] = result
         return result
+
+    def _client(self, args: Any) -> tuple[Any, Cassette | None]:
+        """The API client for a call: live, or recording to / replaying from a cassette."""
+        options: dict[str, Any] = {"base_url": args.base_url or self.base_url, "timeout": self.api_timeout}
+        choice = self.cassettes.choose(
+            record=args.record, replay=args.replay, path=self.cassette, mode=self.cassette_mode
+        )
+        if choice is None:
+            return make_client(max_retries=self.api_retries, **options), None
+        mode, cassette = choice
+        return make_cassette_client(mode, cassette, max_retries=self.api_retries, **options), cassette
 
     def _sections(self, show: str | None) -> list[str]:
         sections = [s.strip() for s in show.split(",") if s.strip()] if show else list(self.show)
@@ -156,9 +186,18 @@ class CodeAgent(Magics, Configurable):
         return list(SECTIONS) if "all" in sections else sections
 
     def _run_with_display(
-        self, prompt: str, client: Any, settings: AgentSettings, policy: SandboxPolicy, sections: list[str]
+        self,
+        prompt: str,
+        client: Any,
+        settings: AgentSettings,
+        policy: SandboxPolicy,
+        sections: list[str],
+        cassette: Cassette | None = None,
+        data_section: str = "",
     ) -> CodeAgentResult:
         """Run the call under a live view, then replace the view with the static final bundle."""
+        if policy.mode == "unsandboxed":
+            print(f"codeagent: WARNING: {UNSANDBOXED_WARNING}", file=sys.stderr)
         view = LiveView(settings.max_steps, settings.model) if self.live else None
         if view is not None:
             handle = display(view, display_id=True)
@@ -173,14 +212,16 @@ class CodeAgent(Magics, Configurable):
                 if bundle is not None:
                     display(bundle["data"], metadata=bundle["metadata"], raw=True)
 
+        replayed_before = cassette.replayed if cassette is not None else 0
         try:
-            result = self.session.ask(prompt, client, settings, policy, listener)
+            result = self.session.ask(prompt, client, settings, policy, listener, data_section=data_section)
         except KeyboardInterrupt:
             result = CodeAgentResult(
                 prompt=prompt, model=settings.model, status="interrupted", error="Interrupted by the user."
             )
         except SandboxError as e:
             result = CodeAgentResult(prompt=prompt, model=settings.model, status="error", error=str(e))
+        result.replayed = cassette is not None and cassette.replayed > replayed_before
         final = render_bundle(result, sections)
         if handle is not None:
             handle.update(final, raw=True)
@@ -189,6 +230,24 @@ class CodeAgent(Magics, Configurable):
         if view is not None:
             view.close()
         return result
+
+    def _hand_over_data(self, args: Any, policy: SandboxPolicy) -> str:
+        """``--data``/``--sample``: copy the variables into the sandbox; the prompt section showing their schema."""
+        if args.sample is not None and not args.data:
+            raise UsageError("--sample needs --data, e.g. --data df --sample 5")
+        if not args.data:
+            return ""
+        try:
+            names = parse_names(args.data)
+            return hand_over(
+                self.session.sandbox(policy),
+                names,
+                self.shell.user_ns if self.shell else {},
+                sample=args.sample or 0,
+                reserved=[t.name for t in self.session.registry],
+            )
+        except DataError as e:
+            raise UsageError(str(e)) from None
 
     def usage_report(self) -> str:
         """Token usage and estimated cost of this notebook session."""
@@ -202,4 +261,5 @@ class CodeAgent(Magics, Configurable):
         )
 
     def close(self) -> None:
+        atexit.unregister(self.session.close)
         self.session.close()

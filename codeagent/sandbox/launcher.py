@@ -42,8 +42,12 @@ def main(argv: list[str]) -> None:
     exec_argv: list[str] = spec["argv"]
     layers = spec.get("layers") or []
     if "pidns" in layers:
-        # ipykernel's parent poller exits when getppid() == 1, which is always true below our init.
+        # ipykernel's parent poller exits when getppid() == 1, which is always true below our init; the
+        # supervisor watches the host instead (lockdown.pidns).
         env.pop("JPY_PARENT_PID", None)
+    else:
+        # Without our init, ipykernel's own parent poller ends the kernel when the host dies.
+        env["JPY_PARENT_PID"] = str(os.getppid())
     if "rlimits" in layers:
         # RLIMIT_AS counts address space reserved, not used: glibc reserves 64 MiB per malloc arena, up to
         # 8 arenas per CPU, so a few threads (ipykernel has several) would eat a 2 GiB limit on a big machine.

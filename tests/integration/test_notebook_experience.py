@@ -225,6 +225,11 @@ def test_question_mark_line_reaches_the_magic(
         shell.run_cell("%codeagent who went over budget?", store_history=False)
     assert model_server.requests and model_server.requests[0]["messages"][-1]["content"] == "who went over budget?"
     assert "Object `budget` not found" not in out.stdout
+    model_server.add_turns(text_turn("still nobody"))
+    with capture_output():
+        shell.run_cell("x_question = 1\n%codeagent and in 2026-11?", store_history=False)
+    shell.user_ns.pop("x_question", None)
+    assert model_server.requests[-1]["messages"][-1]["content"] == "and in 2026-11?"
 
 
 def test_prompt_expansion(shell: Any, model_server: MessagesServer, registry: Any, fresh_conversation: None) -> None:

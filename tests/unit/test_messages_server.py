@@ -118,9 +118,7 @@ def test_callable_turn_sees_previous_tool_result(server: MessagesServer) -> None
         assert last["type"] == "tool_result"
         return text_turn(f"The tool said: {last['content']}")
 
-    first = Turn(
-        [{"type": "tool_use", "id": "toolu_fixed01", "name": "execute_python", "input": {"code": "1+1"}}]
-    )
+    first = Turn([{"type": "tool_use", "id": "toolu_fixed01", "name": "execute_python", "input": {"code": "1+1"}}])
     server.add_turns(first, react)
     client = client_for(server)
     reply = client.messages.create(model=MODEL, max_tokens=100, messages=USER)

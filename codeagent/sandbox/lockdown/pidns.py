@@ -33,8 +33,14 @@ def _exit_code(wstatus: int) -> int:
     return 128 - code if code < 0 else code
 
 
-def _supervise(child: int) -> None:
-    """The launcher's life after the fork: forward signals, wait, exit like init did."""
+def _supervise(child: int, host_fd: int | None) -> None:
+    """The launcher's life after the fork: forward signals, wait, exit like init did.
+
+    It also watches the host (the notebook kernel that started it) through a pidfd: when the host dies
+    without shutting the sandbox down (killed, crashed, closed without cleanup), the sandbox dies too.
+    PR_SET_PDEATHSIG cannot do this: it fires when the *thread* that started us exits, and hosts start
+    sandboxes from short-lived pool threads.
+    """
 
     def forward(signum: int, _frame: FrameType | None) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -43,11 +49,34 @@ def _supervise(child: int) -> None:
     for sig in FORWARDED:
         signal.signal(sig, forward)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, FORWARDED)
+    poller = select.poll()
+    child_fd = os.pidfd_open(child)
+    poller.register(child_fd, select.POLLIN)
+    if host_fd is not None:
+        poller.register(host_fd, select.POLLIN)
     while True:
-        pid, wstatus = os.waitpid(child, 0)
-        if pid == child:
-            sys.stdout.flush()
-            os._exit(_exit_code(wstatus))
+        ready = {fd for fd, _ in poller.poll()}
+        if host_fd is not None and host_fd in ready:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(child, signal.SIGKILL)  # init dies, and with it everything in the namespace
+            poller.unregister(host_fd)
+            host_fd = None
+        if child_fd in ready:
+            pid, wstatus = os.waitpid(child, 0)
+            if pid == child:
+                sys.stdout.flush()
+                os._exit(_exit_code(wstatus))
+
+
+def _watch_host() -> int | None:
+    """A pidfd of the process that started the launcher, or None when it is already gone."""
+    host = os.getppid()
+    if host == 1:
+        os._exit(1)  # the host died before we got here
+    try:
+        return os.pidfd_open(host)
+    except OSError:
+        return None
 
 
 def _die_with_parent() -> None:
@@ -67,12 +96,15 @@ def enter() -> None:
     os.chdir("/")  # so that pivot_root later moves the launcher's cwd too
     signal.pthread_sigmask(signal.SIG_BLOCK, FORWARDED)
     alive_r, alive_w = os.pipe()
+    host_fd = _watch_host()
     sys.stdout.flush()
     sys.stderr.flush()
     child = os.fork()
     if child:
         os.close(alive_r)
-        _supervise(child)
+        _supervise(child, host_fd)
+    if host_fd is not None:
+        os.close(host_fd)  # the sandbox must not hold a handle on the host process
     os.close(alive_w)
     _parent_alive_fd = alive_r
     _die_with_parent()
