@@ -16,7 +16,7 @@ from typing import Any
 
 import anthropic
 
-from benchmarks._tasks import BenchTask, last_tool_result
+from benchmarks._tasks import BenchTask
 from codeagent.agent.client import describe_api_error
 from codeagent.agent.loop import Agent, AgentSettings
 from codeagent.agent.prompt import direct_tool_definitions
@@ -26,6 +26,7 @@ from codeagent.testing.messages_server import (
     Turn,
     code_turn,
     estimate_tokens,
+    last_tool_result,
     model_visible_parts,
     text_turn,
 )

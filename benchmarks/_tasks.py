@@ -17,7 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from codeagent.examples.expenses import ExpenseData, make_expense_data
+from codeagent.examples.expenses import ExpenseData, make_expense_data, over_budget_script
+from codeagent.examples.expenses import expense_tools as example_tools
 from codeagent.testing.messages_server import Turn, text_turn, tool_turn
 from codeagent.tools.registry import Tool, make_tool
 
@@ -68,27 +69,11 @@ def _result_text(content: Any) -> str:
     return "".join(b.get("text", "") for b in content or [] if isinstance(b, dict))
 
 
-def last_tool_result(body: dict[str, Any]) -> str:
-    """The newest tool_result text in the request (what the codeagent model reads its script output from)."""
-    exchanges = tool_exchanges(body)
-    if not exchanges or exchanges[-1][2] is None:
-        raise AssertionError("the model was not sent a tool_result")
-    return exchanges[-1][2]
-
-
 # -- the expense agent ----------------------------------------------------------------------------------------
 
 
 def expense_tools(data: ExpenseData) -> list[Tool]:
     """The expense toolbox: the two tools of the example plus a single-member lookup."""
-
-    def get_team_members(team: str) -> list[dict]:
-        """Members of a team: [{"id": str, "name": str, "budget": float}]."""
-        return data.get_team_members(team)
-
-    def get_expenses(member_id: str, month: str) -> list[dict]:
-        """Expenses of one member in a month (YYYY-MM): [{"amount": float, "merchant": str, "date": str}]."""
-        return data.get_expenses(member_id, month)
 
     def find_member(name: str) -> dict:
         """One member by exact name: {"id": str, "name": str, "budget": float}; KeyError if there is none."""
@@ -97,20 +82,10 @@ def expense_tools(data: ExpenseData) -> list[Tool]:
                 return dict(m)
         raise KeyError(f"no member named {name!r}")
 
-    return [make_tool(f) for f in (get_team_members, get_expenses, find_member)]
+    return [make_tool(f) for f in (*example_tools(data), find_member)]
 
 
-OVER_BUDGET_SCRIPT = f"""\
-members = get_team_members("{TEAM}")
-over = []
-for m in members:
-    total = sum(e["amount"] for e in get_expenses(m["id"], "{MONTH}"))
-    if total > m["budget"]:
-        over.append((m["name"], round(total - m["budget"], 2)))
-for name, amount in sorted(over):
-    print(f"{{name}}: {{amount:.2f}}")
-print("members checked:", len(members))
-"""
+OVER_BUDGET_SCRIPT = over_budget_script(TEAM, MONTH)
 
 _OVER_LINE = re.compile(r"^- (Member \d{4}): ([\d.]+)$", re.MULTILINE)
 

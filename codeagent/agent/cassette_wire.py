@@ -17,57 +17,13 @@ from typing import Any
 import anthropic
 
 from codeagent.agent.cassette import Cassette, CassetteError
+from codeagent.agent.sse import sse_events, sse_line
 
 # -- the wire: server-sent events ---------------------------------------------------------------------------
 
 
-def sse_events(message: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The events the Messages API streams for ``message``, in its order."""
-    usage = dict(message.get("usage") or {})
-    yield (
-        "message_start",
-        {
-            "type": "message_start",
-            "message": {**message, "content": [], "stop_reason": None, "stop_sequence": None, "usage": usage},
-        },
-    )
-    for index, block in enumerate(message.get("content", [])):
-        kind = block.get("type")
-        deltas: list[dict[str, Any]] = []
-        if kind == "text":
-            start = {**block, "text": ""}
-            deltas = [{"type": "text_delta", "text": block["text"]}] if block.get("text") else []
-        elif kind in ("tool_use", "server_tool_use"):
-            start = {**block, "input": {}}
-            deltas = [{"type": "input_json_delta", "partial_json": json.dumps(block.get("input", {}))}]
-        elif kind == "thinking":
-            start = {**block, "thinking": "", "signature": ""}
-            deltas = [
-                {"type": "thinking_delta", "thinking": block.get("thinking", "")},
-                {"type": "signature_delta", "signature": block.get("signature", "")},
-            ]
-        else:
-            start = block
-        yield "content_block_start", {"type": "content_block_start", "index": index, "content_block": start}
-        for delta in deltas:
-            yield "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
-        yield "content_block_stop", {"type": "content_block_stop", "index": index}
-    yield (
-        "message_delta",
-        {
-            "type": "message_delta",
-            "delta": {"stop_reason": message.get("stop_reason"), "stop_sequence": message.get("stop_sequence")},
-            "usage": {"output_tokens": usage.get("output_tokens", 0)},
-        },
-    )
-    yield "message_stop", {"type": "message_stop"}
-
-
 def sse_body(message: dict[str, Any]) -> bytes:
-    return b"".join(
-        f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
-        for name, data in sse_events(message)
-    )
+    return b"".join(sse_line(name, data) for name, data in sse_events(message))
 
 
 def message_from_sse(raw: bytes) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,3 +62,32 @@ def make_expense_data(
         people.append({"id": member_id, "name": f"Member {i:04d}", "budget": budget})
         expenses[(member_id, month)] = rows
     return ExpenseData(team=team, members=people, expenses=expenses)
+
+
+def expense_tools(data: ExpenseData) -> list[Callable[..., Any]]:
+    """The example's two tools over ``data``, as plain functions ready for ``@tool`` / ``make_tool``."""
+
+    def get_team_members(team: str) -> list[dict]:
+        """Members of a team: [{"id": str, "name": str, "budget": float}]."""
+        return data.get_team_members(team)
+
+    def get_expenses(member_id: str, month: str) -> list[dict]:
+        """Expenses of one member in a month (YYYY-MM): [{"amount": float, "merchant": str, "date": str}]."""
+        return data.get_expenses(member_id, month)
+
+    return [get_team_members, get_expenses]
+
+
+def over_budget_script(team: str = "platform", month: str = "2026-10") -> str:
+    """The one script a model would write for the question: prints only the members over budget."""
+    return f"""\
+members = get_team_members("{team}")
+over = []
+for m in members:
+    total = sum(e["amount"] for e in get_expenses(m["id"], "{month}"))
+    if total > m["budget"]:
+        over.append((m["name"], round(total - m["budget"], 2)))
+for name, amount in sorted(over):
+    print(f"{{name}}: {{amount:.2f}}")
+print("members checked:", len(members))
+"""

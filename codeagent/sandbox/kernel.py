@@ -194,6 +194,11 @@ class SandboxKernel:
         )
         self._run_silent(code)
         self.set_tools(self._tool_specs)  # also defines set_result and connects the bridge client
+        # A fresh kernel's first visible execute pays one-time costs (display hook, first compile); pay them now,
+        # while the sandbox is still warming in the pool, not on the user's first script.
+        self.kc.execute_interactive(
+            "None", silent=False, store_history=False, timeout=30.0, output_hook=lambda msg: None
+        )
 
     def set_tools(self, specs: list[dict[str, Any]]) -> None:
         """Define one stub per tool spec (and ``set_result``, ``ToolError``) in the sandbox's namespace."""

@@ -24,11 +24,13 @@ import socket
 import sys
 import threading
 import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
+
+from codeagent.agent.sse import sse_events, sse_line
 
 __all__ = [
     "DelayTurn",
@@ -38,6 +40,7 @@ __all__ = [
     "TurnItem",
     "code_turn",
     "estimate_tokens",
+    "last_tool_result",
     "model_visible_parts",
     "text_turn",
     "tool_turn",
@@ -54,6 +57,19 @@ def estimate_tokens(obj: Any) -> int:
     """Offline token estimate: 4 characters per token of ``obj`` as compact JSON, rounded up."""
     text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
     return math.ceil(len(text) / 4)
+
+
+def last_tool_result(body: dict[str, Any]) -> str:
+    """The newest tool_result text in a Messages request: what a scripted model reads a script's output from."""
+    for message in reversed(body.get("messages", [])):
+        if message.get("role") == "user" and isinstance(message.get("content"), list):
+            for block in reversed(message["content"]):
+                if isinstance(block, dict) and block.get("type") == "tool_result":
+                    content = block.get("content")
+                    if isinstance(content, str):
+                        return content
+                    return "".join(b.get("text", "") for b in content or [] if isinstance(b, dict))
+    raise AssertionError("the model was not sent a tool_result")
 
 
 def model_visible_parts(body: dict[str, Any]) -> dict[str, Any]:
@@ -149,14 +165,6 @@ def tool_turn(name: str, input: dict[str, Any], text: str | None = None) -> Turn
 def code_turn(code: str, text: str | None = None) -> Turn:
     """A turn that calls the ``execute_python`` tool with ``{"code": code}``."""
     return tool_turn("execute_python", {"code": code}, text=text)
-
-
-def _split(text: str, parts: int = _DELTA_CHUNKS) -> list[str]:
-    """Split ``text`` into at most ``parts`` non-empty chunks (none for an empty string)."""
-    if not text:
-        return []
-    size = math.ceil(len(text) / parts)
-    return [text[i : i + size] for i in range(0, len(text), size)]
 
 
 def _error_body(error_type: str, message: str, request_id: str) -> dict[str, Any]:
@@ -313,10 +321,10 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Transfer-Encoding", "chunked")
         self.send_header("request-id", request_id)
         self.end_headers()
-        for i, (name, data) in enumerate(_sse_events(turn, message)):
+        for i, (name, data) in enumerate(sse_events(message, chunks=_DELTA_CHUNKS, ping=True)):
             if i and turn.chunk_delay:
                 self.server.owner._sleep(turn.chunk_delay)
-            payload = f"event: {name}\ndata: {json.dumps(data, ensure_ascii=False)}\n\n".encode()
+            payload = sse_line(name, data)
             self.wfile.write(f"{len(payload):x}\r\n".encode("ascii") + payload + b"\r\n")
             self.wfile.flush()
         self.wfile.write(b"0\r\n\r\n")
@@ -337,46 +345,6 @@ def _message(turn: Turn, model: str, input_tokens: int) -> dict[str, Any]:
         "stop_sequence": None,
         "usage": usage,
     }
-
-
-def _sse_events(turn: Turn, message: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
-    """The server-sent events of ``message``, in the order the real API sends them."""
-    start_usage = {**message["usage"], "output_tokens": min(1, message["usage"]["output_tokens"])}
-    yield (
-        "message_start",
-        {
-            "type": "message_start",
-            "message": {
-                **message,
-                "content": [],
-                "stop_reason": None,
-                "stop_sequence": None,
-                "usage": start_usage,
-            },
-        },
-    )
-    yield "ping", {"type": "ping"}
-    for index, block in enumerate(message["content"]):
-        if block["type"] == "text":
-            start: dict[str, Any] = {"type": "text", "text": ""}
-            deltas = [{"type": "text_delta", "text": chunk} for chunk in _split(block["text"])]
-        else:
-            start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
-            partial = json.dumps(block["input"], ensure_ascii=False)
-            deltas = [{"type": "input_json_delta", "partial_json": chunk} for chunk in _split(partial)]
-        yield "content_block_start", {"type": "content_block_start", "index": index, "content_block": start}
-        for delta in deltas:
-            yield "content_block_delta", {"type": "content_block_delta", "index": index, "delta": delta}
-        yield "content_block_stop", {"type": "content_block_stop", "index": index}
-    yield (
-        "message_delta",
-        {
-            "type": "message_delta",
-            "delta": {"stop_reason": message["stop_reason"], "stop_sequence": None},
-            "usage": {"output_tokens": message["usage"]["output_tokens"]},
-        },
-    )
-    yield "message_stop", {"type": "message_stop"}
 
 
 @dataclass

@@ -15,7 +15,7 @@ from IPython.utils.capture import capture_output
 
 from codeagent.agent.trace import CodeAgentResult
 from codeagent.kernel_ext.data import describe_variables
-from codeagent.testing.messages_server import MessagesServer, Turn, code_turn, text_turn, tool_turn
+from codeagent.testing.messages_server import MessagesServer, Turn, code_turn, last_tool_result, text_turn, tool_turn
 from codeagent.tools import tool
 
 ROWS = 1000
@@ -31,15 +31,6 @@ def orders_frame() -> pd.DataFrame:
             "placed": pd.date_range("2026-01-01", periods=ROWS, freq="h"),
         }
     )
-
-
-def last_tool_result(body: dict[str, Any]) -> str:
-    for message in reversed(body["messages"]):
-        if message["role"] == "user" and isinstance(message["content"], list):
-            for block in message["content"]:
-                if block.get("type") == "tool_result":
-                    return str(block["content"])
-    raise AssertionError("the model was not sent a tool_result")
 
 
 def echo_output(body: dict[str, Any]) -> Turn:

@@ -11,34 +11,15 @@ from IPython.core.error import UsageError
 from IPython.utils.capture import capture_output
 
 from codeagent.agent.trace import CodeAgentResult
-from codeagent.examples.expenses import make_expense_data
-from codeagent.testing.messages_server import MessagesServer, Turn, code_turn, text_turn
+from codeagent.examples.expenses import expense_tools as example_tools
+from codeagent.examples.expenses import make_expense_data, over_budget_script
+from codeagent.testing.messages_server import MessagesServer, Turn, code_turn, last_tool_result, text_turn
 from codeagent.tools import tool
 from tests.conftest import user_variables
 
 MONTH = "2026-10"
 
-OVER_BUDGET_SCRIPT = f"""
-members = get_team_members("platform")
-over = []
-for m in members:
-    total = sum(e["amount"] for e in get_expenses(m["id"], "{MONTH}"))
-    if total > m["budget"]:
-        over.append((m["name"], round(total - m["budget"], 2)))
-for name, amount in sorted(over):
-    print(f"{{name}}: {{amount:.2f}}")
-print("members checked:", len(members))
-"""
-
-
-def last_tool_result(body: dict[str, Any]) -> str:
-    """The content of the newest tool_result block the model was sent."""
-    for message in reversed(body["messages"]):
-        if message["role"] == "user" and isinstance(message["content"], list):
-            for block in message["content"]:
-                if block.get("type") == "tool_result":
-                    return str(block["content"])
-    raise AssertionError("the model was not sent a tool_result")
+OVER_BUDGET_SCRIPT = over_budget_script(month=MONTH)
 
 
 def answer_from_output(body: dict[str, Any]) -> Turn:
@@ -51,17 +32,8 @@ def answer_from_output(body: dict[str, Any]) -> Turn:
 @pytest.fixture
 def expense_tools(registry: Any) -> Any:
     data = make_expense_data(members=50, per_member=40, month=MONTH)
-
-    @tool
-    def get_team_members(team: str) -> list[dict]:
-        """Members of a team: [{"id": str, "name": str, "budget": float}]."""
-        return data.get_team_members(team)
-
-    @tool
-    def get_expenses(member_id: str, month: str) -> list[dict]:
-        """Expenses of one member in a month (YYYY-MM): [{"amount": float, "merchant": str, "date": str}]."""
-        return data.get_expenses(member_id, month)
-
+    for func in example_tools(data):
+        tool(func)
     return data
 
 

@@ -14,6 +14,7 @@ from IPython.utils.capture import capture_output
 
 from codeagent.agent.cassette import Cassette
 from codeagent.agent.trace import CodeAgentResult
+from codeagent.examples.expenses import expense_tools as example_tools
 from codeagent.examples.expenses import make_expense_data
 from codeagent.examples.runner import closed_port_url
 from codeagent.testing.messages_server import MessagesServer, Turn, code_turn, text_turn
@@ -38,17 +39,8 @@ def answer_from_output(body: dict[str, Any]) -> Turn:
 @pytest.fixture
 def expense_tools(registry: Any) -> Any:
     data = make_expense_data(members=20, per_member=10, month="2026-10")
-
-    @tool
-    def get_team_members(team: str) -> list[dict]:
-        """Members of a team: [{"id": str, "name": str, "budget": float}]."""
-        return data.get_team_members(team)
-
-    @tool
-    def get_expenses(member_id: str, month: str) -> list[dict]:
-        """Expenses of one member in a month (YYYY-MM): [{"amount": float, "merchant": str, "date": str}]."""
-        return data.get_expenses(member_id, month)
-
+    for func in example_tools(data):
+        tool(func)
     return data
 
 

@@ -12,7 +12,7 @@ from codeagent.agent.loop import Agent, AgentSettings
 from codeagent.agent.trace import CodeAgentResult
 from codeagent.sandbox.kernel import SandboxKernel
 from codeagent.sandbox.policy import SandboxPolicy
-from codeagent.testing.messages_server import MessagesServer, Turn, code_turn, text_turn
+from codeagent.testing.messages_server import MessagesServer, Turn, code_turn, last_tool_result, text_turn
 from codeagent.tools.registry import Tool, ToolRegistry, make_tool
 from tests.security.probes import PRELUDE, Probe, parse_probes
 
@@ -99,17 +99,6 @@ class Attack:
     def assert_no_secret(self, secrets: list[str]) -> None:
         leaked = [s for s in secrets if s in self.output]
         assert not leaked, f"secrets reached the model: {leaked}\n{self.output[-3000:]}"
-
-
-def last_tool_result(body: dict[str, Any]) -> str:
-    """The newest tool_result content in a Messages request."""
-    for message in reversed(body["messages"]):
-        if message["role"] == "user" and isinstance(message["content"], list):
-            for block in message["content"]:
-                if block.get("type") == "tool_result":
-                    content = block["content"]
-                    return content if isinstance(content, str) else str(content)
-    raise AssertionError("the model was not sent a tool_result")
 
 
 class AttackRunner:
