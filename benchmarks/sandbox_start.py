@@ -86,7 +86,7 @@ def sandbox_memory_mib(launcher_pid: int) -> tuple[float, float]:
 def warm_first_execute(n: int) -> tuple[list[float], list[float]]:
     """From asking the pool for a sandbox: to having it, and to the reply of its first (trivial) execute."""
     pool = SandboxPool(SandboxPolicy(), size=1).fill()
-    handler = ToolDispatcher(ToolRegistry()).handle
+    handler = ToolDispatcher(ToolRegistry())
     acquire, first_execute = [], []
     try:
         for _ in range(n):

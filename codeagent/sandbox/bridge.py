@@ -96,30 +96,6 @@ class BridgeHandler(Protocol):
     def begin(self, request: BridgeRequest) -> Reply | Pending: ...
 
 
-#: A plain ``request_dict -> reply_dict`` function (JSON values only, ``"value_json"`` in the reply) also works.
-Handler = BridgeHandler | Callable[[dict[str, Any]], dict[str, Any]]
-
-
-class _FunctionHandler:
-    """Adapts the old ``dict -> dict`` handler protocol."""
-
-    def __init__(self, func: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
-        self.func = func
-
-    def begin(self, request: BridgeRequest) -> Reply:
-        try:
-            args = request.value()
-        except codec.CodecError as e:
-            return error_reply(request.id, type(e).__name__, str(e))
-        reply = self.func({"id": request.id, "tool": request.head.get("tool"), "args": args})
-        value_json = reply.pop("value_json", None)
-        return Reply(reply, value_json.encode() if value_json is not None else b"null")
-
-
-def as_handler(handler: Handler) -> BridgeHandler:
-    return handler if hasattr(handler, "begin") else _FunctionHandler(handler)  # type: ignore[arg-type]
-
-
 class _Connection:
     def __init__(self, sock: socket.socket, max_bytes: int) -> None:
         self.sock = sock
@@ -195,9 +171,8 @@ class BridgeServer:
         """Async tool calls still running."""
         return len(self._pending)
 
-    def serve_pending(self, handler: Handler, timeout: float = 0) -> int:
+    def serve_pending(self, handler: BridgeHandler, timeout: float = 0) -> int:
         """Handle every request and finished async call waiting now; returns how many requests were handled."""
-        bridge_handler = as_handler(handler)
         handled = 0
         for key, mask in self._selector.select(timeout):
             if key.data is None:
@@ -210,7 +185,7 @@ class BridgeServer:
                 if mask & selectors.EVENT_WRITE:
                     self._flush(conn)
                 if mask & selectors.EVENT_READ and not conn.closed:
-                    handled += self._read(conn, bridge_handler)
+                    handled += self._read(conn, handler)
         return handled  # anything that arrived meanwhile keeps the selector fd readable for the next poll
 
     def cancel_pending(self, reason: str = "the script finished before the tool did") -> int:

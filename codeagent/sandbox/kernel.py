@@ -22,7 +22,7 @@ import zmq
 from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpec
 
-from codeagent.sandbox.bridge import BridgeServer, Handler, as_handler
+from codeagent.sandbox.bridge import BridgeHandler, BridgeServer
 from codeagent.sandbox.launch_spec import LaunchSpec
 from codeagent.sandbox.output import OutputCollector, strip_ansi
 from codeagent.sandbox.policy import SandboxPolicy
@@ -261,7 +261,7 @@ class SandboxKernel:
     def execute(
         self,
         code: str,
-        handler: Handler,
+        handler: BridgeHandler,
         *,
         on_output: Callable[[str], None] | None = None,
         on_display: Callable[[dict[str, Any]], None] | None = None,
@@ -279,7 +279,6 @@ class SandboxKernel:
         """
         assert self.kc is not None and self.bridge is not None
         kc, policy, bridge = self.kc, self.policy, self.bridge
-        handler = as_handler(handler)
         out = OutputCollector(hard_limit=policy.output_hard_bytes)
         started = time.perf_counter()
         msg_id = kc.execute(code, silent=silent, store_history=not silent, allow_stdin=False)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -463,18 +462,6 @@ def test_policy_sets_the_bridge_limits() -> None:
         assert str(3 << 20) in output
     finally:
         kernel.shutdown()
-
-
-def test_the_legacy_dict_handler_still_works(sandbox: SandboxKernel, tools: Tools) -> None:
-    seen: list[dict[str, Any]] = []
-
-    def handler(request: dict[str, Any]) -> dict[str, Any]:
-        seen.append(request)
-        return {"id": request["id"], "ok": True, "value_json": json.dumps(request["args"]["a"] * 2)}
-
-    result = sandbox.execute("print(add(21))", handler)
-    assert "42" in ok_output(result)
-    assert seen[0]["tool"] == "add" and seen[0]["args"] == {"a": 21, "b": 1}
 
 
 def test_numpy_and_frames_are_decoded_without_pickle(sandbox: SandboxKernel, tools: Tools) -> None:

@@ -15,7 +15,7 @@ def test_pool_hands_out_warm_sandboxes_and_refills() -> None:
         first = pool.acquire()
         handed.append(first)
         assert first.is_alive()
-        out = first.execute("print(40 + 2)", ToolDispatcher(ToolRegistry()).handle)
+        out = first.execute("print(40 + 2)", ToolDispatcher(ToolRegistry()))
         assert out.output.strip() == "42"
         second = pool.acquire()  # the replacement started in the background while the first was in use
         handed.append(second)
