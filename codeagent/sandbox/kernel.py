@@ -269,10 +269,9 @@ class SandboxKernel:
     ) -> ExecutionResult:
         """Run ``code``; serve its tool calls with ``handler`` on this thread until it finishes.
 
-        ``handler`` is a ``ToolDispatcher`` (anything with ``begin(BridgeRequest)``) or a plain
-        ``request_dict -> reply_dict`` function. Sync tools run on this thread; async tools run concurrently
-        on the bridge's worker loop and are cancelled if still running when the script ends. ``silent`` runs
-        the code without a history entry (used to hand notebook data in).
+        ``handler`` is a ``ToolDispatcher`` (anything with ``begin(BridgeRequest)``). Sync tools run on this
+        thread; async tools run concurrently on the bridge's worker loop and are cancelled if still running when
+        the script ends. ``silent`` runs the code without a history entry (used to hand notebook data in).
 
         A wall-clock overrun interrupts the script, and kills and restarts the kernel if the interrupt is
         not heeded; a dead kernel is restarted. Ctrl-C on the host interrupts the script and re-raises.
