@@ -354,7 +354,11 @@ def _check_all_layers(sandbox: Sandbox, host_targets: HostTargets) -> None:
     assert (sandbox.workspace / "probe.txt").stat().st_uid == EXPECTED_UID  # as the host sees it
     # A private /tmp: holds only the path down to our own directories, none of the host's entries.
     assert host_targets.tmp_marker not in facts["tmp_entries"]
-    assert facts["tmp_entries"] == ([sandbox.root.name] if sandbox.root.is_relative_to("/tmp") else [])
+    # Only what the spec shows may appear under /tmp: the sandbox's own directory and readable paths that
+    # happen to live there (e.g. a checkout in /tmp on the Python path).
+    shown = [Path(p) for p in sandbox.spec([], [])["readable_paths"]] + [sandbox.root]
+    expected = sorted({p.relative_to("/tmp").parts[0] for p in shown if p.is_relative_to("/tmp")})
+    assert facts["tmp_entries"] == expected
     assert facts["write_tmp"] is True
     status = facts["status"]
     assert status["CapEff"].strip("0") == "" and status["CapBnd"].strip("0") == ""
