@@ -280,7 +280,8 @@ class SandboxKernel:
         kc, policy, bridge = self.kc, self.policy, self.bridge
         out = OutputCollector(hard_limit=policy.output_hard_bytes)
         started = time.perf_counter()
-        msg_id = kc.execute(code, silent=silent, store_history=not silent, allow_stdin=False)
+        # stop_on_error=False: a failed script must not make ipykernel abort the next one (there is no queue here)
+        msg_id = kc.execute(code, silent=silent, store_history=not silent, allow_stdin=False, stop_on_error=False)
         bridge.expected_cell = msg_id  # calls from threads of earlier scripts are refused
         bridge_fd = bridge.fileno()
         poller = zmq.Poller()

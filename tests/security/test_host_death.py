@@ -7,10 +7,10 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
-from pathlib import Path
 
 import pytest
+
+from tests.security.hostside import descendants, is_running, wait_until
 
 HOST = textwrap.dedent(
     """
@@ -30,41 +30,18 @@ HOST = textwrap.dedent(
 )
 
 
-def _descendants(pid: int) -> list[int]:
-    out, stack = [], [pid]
-    while stack:
-        p = stack.pop()
-        try:
-            children = Path(f"/proc/{p}/task/{p}/children").read_text().split()
-        except OSError:
-            continue
-        out.extend(int(c) for c in children)
-        stack.extend(int(c) for c in children)
-    return out
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.parametrize("mode", ["auto", "unsandboxed"])
 def test_sandboxes_die_when_the_host_is_killed(mode: str) -> None:
     host = subprocess.Popen([sys.executable, "-c", HOST, mode], stdout=subprocess.PIPE, text=True)
     try:
         launchers = [int(p) for p in host.stdout.readline().split()]  # type: ignore[union-attr]
         assert len(launchers) == 2
-        tree = [p for launcher in launchers for p in [launcher, *_descendants(launcher)]]
-        assert all(_alive(p) for p in tree)
+        tree = [p for launcher in launchers for p in [launcher, *descendants(launcher)]]
+        assert all(is_running(p) for p in tree)
         os.kill(host.pid, signal.SIGKILL)  # no atexit, no shutdown: only the sandbox's own watch can act
         host.wait()
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline and any(_alive(p) for p in tree):
-            time.sleep(0.1)
-        assert [p for p in tree if _alive(p)] == []
+        wait_until(lambda: not any(is_running(p) for p in tree), timeout=15)
+        assert [p for p in tree if is_running(p)] == []
     finally:
         if host.poll() is None:
             host.kill()
@@ -80,7 +57,5 @@ def test_sandboxes_are_shut_down_when_the_host_exits_normally() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     launcher = int(out.stdout.split()[-1])
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and _alive(launcher):
-        time.sleep(0.1)
-    assert not _alive(launcher)
+    wait_until(lambda: not is_running(launcher), timeout=10)
+    assert not is_running(launcher)

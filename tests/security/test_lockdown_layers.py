@@ -31,6 +31,7 @@ from codeagent.sandbox.lockdown import LayerStatus, probe
 from codeagent.sandbox.lockdown.fs_view import FsView
 from codeagent.sandbox.lockdown.fs_view import build as build_view
 from codeagent.sandbox.lockdown.mounts import plan
+from tests.security.hostside import is_running
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the lockdown layers are Linux-only")
 
@@ -487,14 +488,6 @@ def _descendants(pid: int) -> set[int]:
     return found
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 def _wait_until(predicate: Any, timeout: float = 10.0) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -534,14 +527,6 @@ class KernelRun:
         return time.perf_counter() - t0
 
     def run(self, code: str, timeout: float = 30) -> tuple[str, str]:
-        for _ in range(5):
-            status, out = self._run_once(code, timeout)
-            if status != "aborted":  # ipykernel aborts requests racing the end of a failed one
-                return status, out
-            time.sleep(0.2)
-        return status, out
-
-    def _run_once(self, code: str, timeout: float) -> tuple[str, str]:
         out: list[str] = []
 
         def hook(msg: dict[str, Any]) -> None:
@@ -551,7 +536,8 @@ class KernelRun:
             elif msg["msg_type"] == "error":
                 out.append(f"{content['ename']}: {content['evalue']}")
 
-        reply = self.kc.execute_interactive(code, output_hook=hook, timeout=timeout)
+        # stop_on_error=False: otherwise ipykernel aborts requests that race the end of a failed one
+        reply = self.kc.execute_interactive(code, output_hook=hook, timeout=timeout, stop_on_error=False)
         return reply["content"]["status"], "".join(out)
 
     def stop(self) -> None:
@@ -584,12 +570,12 @@ def test_kernel_runs_interrupts_and_leaves_nothing_behind(sandbox: Sandbox) -> N
         )
         assert kernel.run(fork_code) == ("ok", "from child\n")
 
-        msg_id = kernel.kc.execute("while True: pass")
+        msg_id = kernel.kc.execute("while True: pass", stop_on_error=False)
         time.sleep(0.5)
         kernel.km.interrupt_kernel()
         reply = _reply_to(kernel, msg_id)
         assert reply["content"]["status"] == "error" and reply["content"]["ename"] == "KeyboardInterrupt"
-        msg_id = kernel.kc.execute("import subprocess; subprocess.run(['sleep', '100'])")
+        msg_id = kernel.kc.execute("import subprocess; subprocess.run(['sleep', '100'])", stop_on_error=False)
         time.sleep(0.5)
         kernel.km.interrupt_kernel()  # reaches the kernel's process group: the sleep child too
         assert _reply_to(kernel, msg_id)["content"]["ename"] == "KeyboardInterrupt"
@@ -600,7 +586,7 @@ def test_kernel_runs_interrupts_and_leaves_nothing_behind(sandbox: Sandbox) -> N
         assert len(inside) >= 3 and _pids_with_arg(marker)
     finally:
         kernel.stop()
-    assert _wait_until(lambda: not any(_alive(p) for p in [launcher, *inside]))
+    assert _wait_until(lambda: not any(is_running(p) for p in [launcher, *inside]))
     assert not _pids_with_arg(marker)
 
 
