@@ -198,7 +198,7 @@ class CodeAgent(Magics, Configurable):
         """Run the call under a live view, then replace the view with the static final bundle."""
         if policy.mode == "unsandboxed":
             print(f"codeagent: WARNING: {UNSANDBOXED_WARNING}", file=sys.stderr)
-        view = LiveView(settings.max_steps, settings.model) if self.live else None
+        view = LiveView(settings.max_steps) if self.live else None
         if view is not None:
             handle = display(view, display_id=True)
         else:

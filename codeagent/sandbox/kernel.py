@@ -32,6 +32,8 @@ ExecStatus = Literal["ok", "error", "timeout", "crashed", "interrupted"]
 #: Environment variables passed into the sandbox, when set on the host. Nothing else (no keys, no tokens).
 ENV_ALLOW = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
 START_TIMEOUT = 60.0
+#: The directory holding the ``codeagent`` package (an editable install's source tree must be visible inside).
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 #: How long the host keeps polling without sleeping after serving a tool call (see ``execute``); only with a
 #: second CPU for the sandbox to run on.
 BRIDGE_HOT_S = 0.0003 if (os.cpu_count() or 1) > 1 else 0.0
@@ -58,8 +60,7 @@ def python_prefix_paths() -> list[str]:
     """Every directory the interpreter needs: base prefix, venv prefix, and sys.path entries outside them."""
     roots = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, sys.exec_prefix)}
     paths = set(roots)
-    package_root = str(Path(__file__).resolve().parents[2])
-    for entry in [*sys.path, package_root]:
+    for entry in [*sys.path, PACKAGE_ROOT]:
         real = os.path.realpath(entry) if entry else ""
         if real and os.path.isdir(real) and not any(real == r or real.startswith(r + os.sep) for r in roots):
             paths.add(real)
@@ -69,12 +70,11 @@ def python_prefix_paths() -> list[str]:
 def sandbox_env(workspace: str) -> dict[str, str]:
     """The sandbox's whole environment, built from an allow-list."""
     env = {k: os.environ[k] for k in ENV_ALLOW if k in os.environ}
-    package_root = str(Path(__file__).resolve().parents[2])
     env.update(
         PATH=os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
         HOME=workspace,
         TMPDIR=workspace,
-        PYTHONPATH=package_root,
+        PYTHONPATH=PACKAGE_ROOT,
         PYTHONDONTWRITEBYTECODE="1",
         PYTHONUNBUFFERED="1",
         MPLBACKEND="module://matplotlib_inline.backend_inline",

@@ -26,11 +26,10 @@ PHASES = {
 class LiveView:
     """An ipywidgets box that follows :class:`TraceEvent` s; call it with each event."""
 
-    def __init__(self, max_steps: int, model: str) -> None:
+    def __init__(self, max_steps: int) -> None:
         import ipywidgets as widgets
 
         self.max_steps = max_steps
-        self.model = model
         self.started = time.perf_counter()
         self.step = 0
         self.phase = "starting"
