@@ -20,7 +20,7 @@ from benchmarks._tasks import BenchTask
 from codeagent.agent.client import describe_api_error
 from codeagent.agent.loop import Agent, AgentSettings
 from codeagent.agent.prompt import direct_tool_definitions
-from codeagent.sandbox.kernel import SandboxKernel
+from codeagent.sandbox.host.manager import SandboxKernel
 from codeagent.testing.messages_server import (
     MessagesServer,
     Turn,

@@ -31,8 +31,8 @@ import numpy as np
 import pandas as pd
 import zmq
 
-from codeagent.sandbox.kernel import SandboxKernel
-from codeagent.sandbox.policy import SandboxPolicy
+from codeagent.sandbox.host.manager import SandboxKernel
+from codeagent.sandbox.host.policy import SandboxPolicy
 from codeagent.tools.dispatch import ToolDispatcher
 from codeagent.tools.registry import ToolRegistry, make_tool
 

@@ -51,7 +51,7 @@ from benchmarks._runners import (
     run_direct,
 )
 from benchmarks._tasks import BenchTask, all_tasks, synthetic_tools
-from codeagent.sandbox.kernel import SandboxKernel
+from codeagent.sandbox.host.manager import SandboxKernel
 
 TARGETS = (("expenses", 100, 98.0), ("analysis", None, 40.0))
 

@@ -19,9 +19,9 @@ from pathlib import Path
 
 from jupyter_client import KernelManager
 
-from codeagent.sandbox.kernel import SandboxKernel
-from codeagent.sandbox.policy import SandboxPolicy
-from codeagent.sandbox.pool import SandboxPool
+from codeagent.sandbox.host.manager import SandboxKernel
+from codeagent.sandbox.host.policy import SandboxPolicy
+from codeagent.sandbox.host.pool import SandboxPool
 from codeagent.tools.dispatch import ToolDispatcher
 from codeagent.tools.registry import ToolRegistry
 

@@ -14,13 +14,13 @@ __all__ = ["CodeAgentResult", "SandboxPolicy", "load_ipython_extension", "tool",
 
 if TYPE_CHECKING:
     from codeagent.agent.trace import CodeAgentResult
-    from codeagent.sandbox.policy import SandboxPolicy
+    from codeagent.sandbox.host.policy import SandboxPolicy
     from codeagent.tools.registry import tool
 
 _LAZY = {
     "tool": "codeagent.tools.registry",
     "CodeAgentResult": "codeagent.agent.trace",
-    "SandboxPolicy": "codeagent.sandbox.policy",
+    "SandboxPolicy": "codeagent.sandbox.host.policy",
 }
 
 

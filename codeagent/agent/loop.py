@@ -17,14 +17,14 @@ from codeagent.agent.prompt import (
     system_prompt,
 )
 from codeagent.agent.trace import CodeAgentResult, Listener, ModelStep, ScriptRun, TraceEvent
-from codeagent.sandbox.kernel import ExecutionResult
-from codeagent.sandbox.output import cap_text
+from codeagent.sandbox.host.manager import ExecutionResult
+from codeagent.sandbox.host.output import cap_text
 from codeagent.tools.dispatch import ToolCallRecord, ToolDispatcher
 from codeagent.tools.registry import ToolRegistry
 
 
 class Sandbox(Protocol):
-    """What the loop needs of a sandbox (``codeagent.sandbox.kernel.SandboxKernel``)."""
+    """What the loop needs of a sandbox (``codeagent.sandbox.host.manager.SandboxKernel``)."""
 
     layers: list[str]
 

@@ -13,8 +13,8 @@ from typing import Any, Protocol
 
 from pydantic_core import to_jsonable_python
 
-from codeagent.sandbox import codec
-from codeagent.sandbox.bridge import BridgeRequest, Reply, error_reply
+from codeagent.sandbox.host.bridge import BridgeRequest, Reply, error_reply
+from codeagent.sandbox.protocol import codec
 
 MAX_COLUMNS_SHOWN = 100
 RESERVED = ("set_result", "ToolError")
@@ -191,7 +191,7 @@ def send_variables(sandbox: _Sandbox, values: Mapping[str, Any]) -> None:
     handler = DataHandler(encode_variables(values))
     names = list(values)
     code = (
-        "import codeagent.sandbox.runtime as _ca_runtime\n"
+        "import codeagent.sandbox.guest.runtime as _ca_runtime\n"
         f"_ca_runtime.load_data({names!r}, globals())\n"
         "del _ca_runtime\n"
     )

@@ -23,9 +23,9 @@ from codeagent.kernel_ext.data import DataError, hand_over, parse_names
 from codeagent.kernel_ext.expand import expand_prompt
 from codeagent.kernel_ext.options import split_options
 from codeagent.kernel_ext.session import Session
-from codeagent.sandbox.info import sandbox_info
-from codeagent.sandbox.kernel import SandboxError
-from codeagent.sandbox.policy import SandboxPolicy
+from codeagent.sandbox.host.info import sandbox_info
+from codeagent.sandbox.host.manager import SandboxError
+from codeagent.sandbox.host.policy import SandboxPolicy
 from codeagent.widgets.live import LiveView
 from codeagent.widgets.render import SECTIONS, UNSANDBOXED_WARNING, render_bundle
 from codeagent.widgets.sanitize import safe_bundle

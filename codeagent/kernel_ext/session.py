@@ -7,9 +7,9 @@ from typing import Any
 
 from codeagent.agent.loop import Agent, AgentSettings
 from codeagent.agent.trace import CodeAgentResult, Listener, Usage
-from codeagent.sandbox.kernel import SandboxKernel
-from codeagent.sandbox.policy import SandboxPolicy
-from codeagent.sandbox.pool import SandboxPool
+from codeagent.sandbox.host.manager import SandboxKernel
+from codeagent.sandbox.host.policy import SandboxPolicy
+from codeagent.sandbox.host.pool import SandboxPool
 from codeagent.tools.registry import ToolRegistry, default_registry
 
 

@@ -1,1 +1,2 @@
-"""The locked-down kernel: launcher, lockdown layers, kernel manager, bridge and runtime."""
+"""The locked-down kernel, split by where code runs: ``host`` (the notebook kernel), ``guest`` (inside the
+lockdown) and ``protocol`` (shared by both)."""

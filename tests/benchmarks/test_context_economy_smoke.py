@@ -13,7 +13,7 @@ import pytest
 from benchmarks import context_economy
 from benchmarks._runners import api_counter, offline_counts, run_direct
 from benchmarks._tasks import expense_task, lookup_task
-from codeagent.sandbox.kernel import SandboxKernel
+from codeagent.sandbox.host.manager import SandboxKernel
 from codeagent.testing.messages_server import MessagesServer, model_visible_parts
 
 

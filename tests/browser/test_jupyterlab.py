@@ -126,7 +126,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     finally:
         # The server shuts its kernels down on SIGTERM, but nothing unloads codeagent in them: stop the
         # sandboxes the notebook's kernel started (by pid) once the server is gone.
-        sandboxes = [pid for pid in descendants(server.pid) if b"codeagent.sandbox.launcher" in command_line(pid)]
+        sandboxes = [pid for pid in descendants(server.pid) if b"codeagent.sandbox.guest.launcher" in command_line(pid)]
         server.terminate()
         try:
             server.wait(timeout=30)

@@ -12,8 +12,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
-from codeagent.sandbox.kernel import ExecutionResult, SandboxKernel
-from codeagent.sandbox.policy import SandboxPolicy
+from codeagent.sandbox.host.manager import ExecutionResult, SandboxKernel
+from codeagent.sandbox.host.policy import SandboxPolicy
 from codeagent.tools.dispatch import ToolCallRecord, ToolDispatcher
 from codeagent.tools.registry import ToolRegistry, make_tool
 
@@ -302,7 +302,7 @@ def test_async_calls_still_running_when_the_script_ends_are_cancelled(sandbox: S
 #: Raw frames sent from inside the sandbox, the way a hostile script would.
 FORGE = r"""
 import json, socket, struct
-import codeagent.sandbox.runtime as _rt
+import codeagent.sandbox.guest.runtime as _rt
 ADDRESS, TOKEN = _rt._client.address, _rt._client._token
 
 def frame(parts, magic=b"CAB1", lengths=None):
@@ -423,7 +423,7 @@ def test_oversized_arguments_raise_in_the_script(sandbox: SandboxKernel, tools: 
     code = (
         f"big = 'x' * {size}\n"
         "try:\n    echo('big', big)\nexcept ValueError as e:\n    print('@@ checked_before_sending:', e)\n"
-        "import codeagent.sandbox.runtime as _rt\n"
+        "import codeagent.sandbox.guest.runtime as _rt\n"
         "_rt._client.max_request_bytes = 1 << 40  # a script that lies to its own runtime\n"
         "try:\n    echo('big', big)\nexcept Exception as e:\n    print('@@ host_refused:', type(e).__name__, e)\n"
         "print('@@ still_works:', add(1))\n"
@@ -454,7 +454,7 @@ def test_policy_sets_the_bridge_limits() -> None:
         code = (
             "print(len(blob(1000)))\n"
             "try:\n    blob(6 << 20)\nexcept ValueError as e:\n    print('refused:', e)\n"
-            "import codeagent.sandbox.runtime as _rt\nprint(_rt._client.max_request_bytes)\n"
+            "import codeagent.sandbox.guest.runtime as _rt\nprint(_rt._client.max_request_bytes)\n"
         )
         output = kernel.execute(code, ToolDispatcher(registry)).output
         assert "1000" in output

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from codeagent.sandbox.policy import SandboxPolicy
-from codeagent.sandbox.pool import SandboxPool
+from codeagent.sandbox.host.policy import SandboxPolicy
+from codeagent.sandbox.host.pool import SandboxPool
 from codeagent.tools.dispatch import ToolDispatcher
 from codeagent.tools.registry import ToolRegistry
 

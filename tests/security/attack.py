@@ -10,8 +10,8 @@ import anthropic
 
 from codeagent.agent.loop import Agent, AgentSettings
 from codeagent.agent.trace import CodeAgentResult
-from codeagent.sandbox.kernel import SandboxKernel
-from codeagent.sandbox.policy import SandboxPolicy
+from codeagent.sandbox.host.manager import SandboxKernel
+from codeagent.sandbox.host.policy import SandboxPolicy
 from codeagent.testing.messages_server import MessagesServer, Turn, code_turn, last_tool_result, text_turn
 from codeagent.tools.registry import Tool, ToolRegistry, make_tool
 from tests.security.probes import PRELUDE, Probe, parse_probes

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from codeagent.sandbox.kernel import SandboxKernel
-from codeagent.sandbox.policy import SandboxPolicy
+from codeagent.sandbox.host.manager import SandboxKernel
+from codeagent.sandbox.host.policy import SandboxPolicy
 from codeagent.testing.messages_server import MessagesServer
 from tests.security.attack import AttackRunner, HostTools, tight_policy
 from tests.security.hostside import Canaries, HostGuard, HostSecrets, NotebookKernel, is_running

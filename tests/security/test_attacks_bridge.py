@@ -17,15 +17,15 @@ from typing import Any
 
 import pytest
 
-from codeagent.sandbox.kernel import SandboxKernel
-from codeagent.sandbox.policy import SandboxPolicy
+from codeagent.sandbox.host.manager import SandboxKernel
+from codeagent.sandbox.host.policy import SandboxPolicy
 from tests.security.attack import AttackRunner, HostTools, tight_policy
 from tests.security.hostside import HostGuard, rss_kib
 
 #: Attacker-side helpers: find the bridge from the script's own stubs, frame bytes by hand, read one reply.
 BRIDGE = r'''
 import json, socket, struct
-from codeagent.sandbox import runtime as _rt
+from codeagent.sandbox.guest import runtime as _rt
 ADDRESS, TOKEN = _rt._client.address, _rt._client._token
 def frame(parts, magic=b"CAB1", lengths=None):
     lengths = [len(p) for p in parts] if lengths is None else lengths

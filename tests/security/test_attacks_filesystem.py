@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from IPython.utils.capture import capture_output
 
-from codeagent.sandbox.kernel import SandboxKernel, python_prefix_paths
+from codeagent.sandbox.host.manager import SandboxKernel, python_prefix_paths
 from codeagent.testing.messages_server import MessagesServer, Turn, code_turn, text_turn
 from tests.conftest import user_variables
 from tests.security.attack import MODE, READ_DENIED, WRITE_DENIED, AttackRunner, last_tool_result

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from codeagent.sandbox.kernel import SandboxKernel
-from codeagent.sandbox.policy import SandboxPolicy
+from codeagent.sandbox.host.manager import SandboxKernel
+from codeagent.sandbox.host.policy import SandboxPolicy
 from tests.security.attack import NET_DENIED, READ_DENIED, UNIX_DENIED, AttackRunner, tight_policy
 from tests.security.hostside import HostGuard, NotebookKernel
 from tests.security.listeners import Listeners
@@ -206,7 +206,7 @@ def test_another_sandboxs_run_dir_and_bridge(
     head = json.dumps({"id": 1, "op": "call", "tool": "lookup"})
     a = attack(
         "import socket\n"
-        "from codeagent.sandbox import codec\n"
+        "from codeagent.sandbox.protocol import codec\n"
         f"probe('other_connection_file', lambda: open({run_dir + '/kernel.json'!r}).read())\n"
         f"probe('other_launch_spec', lambda: open({run_dir + '/launch.json'!r}).read())\n"
         f"for i, path in enumerate({sockets!r}):\n"

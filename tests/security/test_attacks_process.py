@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from codeagent.sandbox.kernel import SandboxKernel
+from codeagent.sandbox.host.manager import SandboxKernel
 from codeagent.testing.messages_server import MessagesServer, code_turn, text_turn
 from tests.security.attack import (
     MODE,

@@ -15,9 +15,9 @@ from tests.security.hostside import descendants, is_running, wait_until
 HOST = textwrap.dedent(
     """
     import sys, time
-    from codeagent.sandbox.kernel import SandboxKernel
-    from codeagent.sandbox.pool import SandboxPool
-    from codeagent.sandbox.policy import SandboxPolicy
+    from codeagent.sandbox.host.manager import SandboxKernel
+    from codeagent.sandbox.host.pool import SandboxPool
+    from codeagent.sandbox.host.policy import SandboxPolicy
     mode = sys.argv[1]
     pool = SandboxPool(SandboxPolicy(mode=mode), size=1).fill()   # started from a pool thread that ends
     kernel = pool.acquire()

@@ -1,7 +1,7 @@
 """The launcher's lockdown layers, checked from inside a real locked-down process.
 
 Each test writes a LaunchSpec by hand (0700 run directory, workspace, the Python prefix readable, a minimal
-environment), runs ``python -m codeagent.sandbox.launcher`` on a small probe script that prints JSON facts,
+environment), runs ``python -m codeagent.sandbox.guest.launcher`` on a small probe script that prints JSON facts,
 and asserts on what the probe could and could not do. One test drives a real ipykernel through
 jupyter_client with every layer on.
 """
@@ -24,13 +24,13 @@ from typing import Any
 
 import pytest
 
-from codeagent.sandbox.launch_spec import ALL_LAYERS
-from codeagent.sandbox.launcher import EXIT_LOCKDOWN_FAILED
-from codeagent.sandbox.layers_for import FALLBACK_LAYERS, SandboxUnavailable, choose_layers
-from codeagent.sandbox.lockdown import LayerStatus, probe
-from codeagent.sandbox.lockdown.fs_view import FsView
-from codeagent.sandbox.lockdown.fs_view import build as build_view
-from codeagent.sandbox.lockdown.mounts import plan
+from codeagent.sandbox.guest.launcher import EXIT_LOCKDOWN_FAILED
+from codeagent.sandbox.guest.lockdown import LayerStatus, probe
+from codeagent.sandbox.guest.lockdown.fs_view import FsView
+from codeagent.sandbox.guest.lockdown.fs_view import build as build_view
+from codeagent.sandbox.guest.lockdown.mounts import plan
+from codeagent.sandbox.host.layers import FALLBACK_LAYERS, SandboxUnavailable, choose_layers
+from codeagent.sandbox.protocol.launch_spec import ALL_LAYERS
 from tests.security.hostside import is_running
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the lockdown layers are Linux-only")
@@ -158,7 +158,7 @@ class Sandbox:
         return self.spec_file
 
     def launcher_argv(self) -> list[str]:
-        return [sys.executable, "-m", "codeagent.sandbox.launcher", str(self.spec_file)]
+        return [sys.executable, "-m", "codeagent.sandbox.guest.launcher", str(self.spec_file)]
 
     def launch(
         self, argv: list[str], layers: list[str], timeout: float = 60, **limits: int
@@ -507,7 +507,7 @@ class KernelRun:
         self.km = KernelManager(transport="ipc")
         self.km.ip = str(box.run_dir / "k")
         self.km.connection_file = str(box.run_dir / "kernel.json")
-        kernel_argv = [sys.executable, "-m", "codeagent.sandbox.kernel_main", "-f", self.km.connection_file]
+        kernel_argv = [sys.executable, "-m", "codeagent.sandbox.guest.kernel_entry", "-f", self.km.connection_file]
         if layers is None:
             argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
         else:

@@ -17,7 +17,7 @@ import pyarrow as pa
 import pytest
 from pydantic_core import to_jsonable_python
 
-from codeagent.sandbox import codec
+from codeagent.sandbox.protocol import codec
 
 
 def round_trip(value: Any, **kwargs: Any) -> Any:

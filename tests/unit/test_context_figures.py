@@ -12,7 +12,7 @@ import pytest
 from IPython.utils.capture import capture_output
 
 from codeagent.agent.loop import Agent, AgentSettings
-from codeagent.sandbox.kernel import SandboxKernel
+from codeagent.sandbox.host.manager import SandboxKernel
 from codeagent.testing.messages_server import MessagesServer, Turn, code_turn, text_turn
 from codeagent.tools import tool
 from codeagent.tools.registry import ToolRegistry, make_tool

@@ -13,8 +13,8 @@ import pydantic
 import pytest
 
 from codeagent.agent.prompt import direct_tool_definitions, system_prompt
-from codeagent.sandbox import codec
-from codeagent.sandbox.bridge import BridgeRequest, Pending, Reply
+from codeagent.sandbox.host.bridge import BridgeRequest, Pending, Reply
+from codeagent.sandbox.protocol import codec
 from codeagent.tools.dispatch import ToolCallRecord, ToolDispatcher
 from codeagent.tools.registry import ToolArgumentError, ToolRegistry, make_tool
 

@@ -15,7 +15,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from ..launch_spec import ALL_LAYERS
+from codeagent.sandbox.protocol.launch_spec import ALL_LAYERS
+
 from .probe import LayerStatus, probe
 
 if TYPE_CHECKING:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 from collections import deque
 
-from codeagent.sandbox.kernel import SandboxKernel
-from codeagent.sandbox.policy import SandboxPolicy
+from codeagent.sandbox.host.manager import SandboxKernel
+from codeagent.sandbox.host.policy import SandboxPolicy
 
 
 class SandboxPool:

@@ -1,6 +1,6 @@
 """Entry point of the sandbox kernel process: apply the lockdown layers, then exec ipykernel.
 
-Run as ``python -m codeagent.sandbox.launcher LAUNCH.json``. The JSON file (written by the host into the
+Run as ``python -m codeagent.sandbox.guest.launcher LAUNCH.json``. The JSON file (written by the host into the
 per-kernel 0700 run directory) is a :class:`LaunchSpec`. Only the standard library and our own lockdown
 modules are imported here: this runs before any untrusted code, and it must stay small and fast.
 """
@@ -35,7 +35,7 @@ def read_spec(path: str) -> dict[str, Any]:
 
 def main(argv: list[str]) -> None:
     if len(argv) != 2:
-        sys.stderr.write("usage: python -m codeagent.sandbox.launcher LAUNCH.json\n")
+        sys.stderr.write("usage: python -m codeagent.sandbox.guest.launcher LAUNCH.json\n")
         raise SystemExit(2)
     spec = read_spec(argv[1])
     env: dict[str, str] = dict(spec["env"])
@@ -53,7 +53,7 @@ def main(argv: list[str]) -> None:
         # 8 arenas per CPU, so a few threads (ipykernel has several) would eat a 2 GiB limit on a big machine.
         env.setdefault("MALLOC_ARENA_MAX", "2")
 
-    from codeagent.sandbox import lockdown
+    from codeagent.sandbox.guest import lockdown
 
     try:
         lockdown.apply(spec)
@@ -68,7 +68,7 @@ def main(argv: list[str]) -> None:
         os.execve(exec_argv[0], exec_argv, env)
 
 
-KERNEL_MODULE = "codeagent.sandbox.kernel_main"
+KERNEL_MODULE = "codeagent.sandbox.guest.kernel_entry"
 
 
 def runs_in_this_interpreter(argv: list[str]) -> bool:
@@ -91,9 +91,9 @@ def run_kernel_here(kernel_args: list[str], env: dict[str, str], workspace: str)
     os.environ.update(env)
     sys.argv = [KERNEL_MODULE, *kernel_args]
     sys.path[0] = workspace  # as `python -m` would set it for a process started in the workspace
-    from codeagent.sandbox import kernel_main
+    from codeagent.sandbox.guest import kernel_entry
 
-    kernel_main.main()
+    kernel_entry.main()
     raise SystemExit(0)
 
 

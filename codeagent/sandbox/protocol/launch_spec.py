@@ -27,7 +27,7 @@ class Limits(TypedDict):
 
 
 class LaunchSpec(TypedDict):
-    """Written as JSON into the run directory; ``python -m codeagent.sandbox.launcher FILE`` reads it."""
+    """Written as JSON into the run directory; ``python -m codeagent.sandbox.guest.launcher FILE`` reads it."""
 
     argv: list[str]  # what to exec at the end (ipykernel), argv[0] an absolute path
     env: dict[str, str]  # the complete environment of the kernel (already allow-listed)

@@ -22,7 +22,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from codeagent.sandbox import codec
+from codeagent.sandbox.protocol import codec
 
 DEFAULT_MAX_REQUEST_BYTES = 256 * 1024 * 1024
 MAX_REPLY_BYTES = 4 * 1024 * 1024 * 1024

@@ -9,7 +9,7 @@ import sys
 from dataclasses import dataclass
 from functools import cache
 
-from ..launch_spec import ALL_LAYERS
+from codeagent.sandbox.protocol.launch_spec import ALL_LAYERS
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from codeagent.sandbox.kernel import SandboxError, choose_layers
-from codeagent.sandbox.launch_spec import ALL_LAYERS
-from codeagent.sandbox.policy import SandboxPolicy
+from codeagent.sandbox.host.manager import SandboxError, choose_layers
+from codeagent.sandbox.host.policy import SandboxPolicy
+from codeagent.sandbox.protocol.launch_spec import ALL_LAYERS
 
 
 def sandbox_info(policy: SandboxPolicy) -> str:
@@ -31,7 +31,7 @@ def sandbox_info(policy: SandboxPolicy) -> str:
 
 def _probe_details() -> dict[str, str]:
     try:
-        from codeagent.sandbox.lockdown import probe
+        from codeagent.sandbox.guest.lockdown import probe
     except ImportError:
         return {}
     try:

@@ -22,10 +22,10 @@ import zmq
 from jupyter_client import KernelManager
 from jupyter_client.kernelspec import KernelSpec
 
-from codeagent.sandbox.bridge import BridgeHandler, BridgeServer
-from codeagent.sandbox.launch_spec import LaunchSpec
-from codeagent.sandbox.output import OutputCollector, strip_ansi
-from codeagent.sandbox.policy import SandboxPolicy
+from codeagent.sandbox.host.bridge import BridgeHandler, BridgeServer
+from codeagent.sandbox.host.output import OutputCollector, strip_ansi
+from codeagent.sandbox.host.policy import SandboxPolicy
+from codeagent.sandbox.protocol.launch_spec import LaunchSpec
 
 ExecStatus = Literal["ok", "error", "timeout", "crashed", "interrupted"]
 
@@ -33,7 +33,7 @@ ExecStatus = Literal["ok", "error", "timeout", "crashed", "interrupted"]
 ENV_ALLOW = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
 START_TIMEOUT = 60.0
 #: The directory holding the ``codeagent`` package (an editable install's source tree must be visible inside).
-PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
 #: How long the host keeps polling without sleeping after serving a tool call (see ``execute``); only with a
 #: second CPU for the sandbox to run on.
 BRIDGE_HOT_S = 0.0003 if (os.cpu_count() or 1) > 1 else 0.0
@@ -88,8 +88,8 @@ def sandbox_env(workspace: str) -> dict[str, str]:
 
 def choose_layers(policy: SandboxPolicy) -> tuple[list[str], list[str]]:
     """Lockdown layers for this machine and the notes explaining any that are missing."""
-    from codeagent.sandbox.layers_for import SandboxUnavailable
-    from codeagent.sandbox.layers_for import choose_layers as choose
+    from codeagent.sandbox.host.layers import SandboxUnavailable
+    from codeagent.sandbox.host.layers import choose_layers as choose
 
     try:
         return choose(policy.mode)
@@ -136,7 +136,7 @@ class SandboxKernel:
         assert self.run_dir and self.workspace
         p = self.policy
         return LaunchSpec(
-            argv=[sys.executable, "-m", "codeagent.sandbox.kernel_main", "-f", connection_file],
+            argv=[sys.executable, "-m", "codeagent.sandbox.guest.kernel_entry", "-f", connection_file],
             env=sandbox_env(self.workspace),
             workspace=self.workspace,
             run_dir=self.run_dir,
@@ -161,7 +161,7 @@ class SandboxKernel:
         with open(launch_path, "w", encoding="utf-8") as f:
             json.dump(self._launch_spec(km.connection_file), f)
         km._kernel_spec = KernelSpec(
-            argv=[sys.executable, "-m", "codeagent.sandbox.launcher", launch_path],
+            argv=[sys.executable, "-m", "codeagent.sandbox.guest.launcher", launch_path],
             language="python",
             display_name="codeagent sandbox",
             interrupt_mode="signal",
@@ -188,7 +188,7 @@ class SandboxKernel:
 
     def _setup_runtime(self) -> None:
         code = (
-            "import codeagent.sandbox.runtime as _ca_runtime\n"
+            "import codeagent.sandbox.guest.runtime as _ca_runtime\n"
             f"_ca_runtime.setup({json.dumps(self.policy.cpu_seconds)})\n"
             "del _ca_runtime\n"
         )
@@ -205,7 +205,7 @@ class SandboxKernel:
         assert self.bridge
         self._tool_specs = specs
         code = (
-            "import codeagent.sandbox.runtime as _ca_runtime\n"
+            "import codeagent.sandbox.guest.runtime as _ca_runtime\n"
             f"_ca_runtime.install({self.bridge.address!r}, {self._token!r}, "
             f"__import__('json').loads({json.dumps(json.dumps(specs))}), globals(), "
             f"max_request_bytes={self.bridge.max_request_bytes})\n"

@@ -2,7 +2,7 @@
 
 Why not zmq: on this machine a raw zmq DEALER/ROUTER echo over ipc takes 45–170 µs a round trip (its I/O
 threads add thread hand-offs), a raw ``AF_UNIX`` echo 10–35 µs (``benchmarks/bridge.py``). Messages are framed by
-:mod:`codeagent.sandbox.codec`. A request is ``[token, head_json, body_json, *buffers]``; a reply is
+:mod:`codeagent.sandbox.protocol.codec`. A request is ``[token, head_json, body_json, *buffers]``; a reply is
 ``[head_json, body_json, *buffers]``. Everything received is untrusted: the token is checked, sizes are
 capped before anything is allocated, values are decoded from JSON, raw arrays and Arrow IPC only (never
 pickle), and a malformed stream is answered with an error and closed.
@@ -29,7 +29,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from codeagent.sandbox import codec
+from codeagent.sandbox.protocol import codec
 
 DEFAULT_MAX_REQUEST_BYTES = 256 * 1024 * 1024
 DEFAULT_MAX_REPLY_BYTES = 512 * 1024 * 1024

@@ -6,8 +6,8 @@ import os
 import sys
 from collections.abc import Sequence
 
-from codeagent.sandbox.launch_spec import ALL_LAYERS
-from codeagent.sandbox.lockdown import LayerStatus, probe
+from codeagent.sandbox.guest.lockdown import LayerStatus, probe
+from codeagent.sandbox.protocol.launch_spec import ALL_LAYERS
 
 #: Without user namespaces: what still works for an unprivileged process.
 FALLBACK_LAYERS = ("rlimits", "capabilities", "no_new_privs", "landlock", "seccomp")

@@ -1,0 +1,1 @@
+"""Shared by host and guest: the frame codec and the launch spec. Standard library only."""
