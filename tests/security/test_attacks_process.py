@@ -31,7 +31,6 @@ from tests.security.hostside import (
     is_running,
     pids_with_marker,
     status_fields,
-    wait_until,
 )
 from tests.security.listeners import Listeners
 from tests.security.probes import PRELUDE
@@ -326,7 +325,9 @@ def test_sandbox_cannot_see_other_processes(
 
 
 @pytest.mark.slow
-def test_processes_the_script_started_die_with_the_sandbox(own_sandbox: SandboxKernel, token: str) -> None:
+def test_processes_the_script_started_die_with_the_script(own_sandbox: SandboxKernel, token: str) -> None:
+    """A child, a child in its own session and a double-forked daemon, all ignoring SIGTERM and SIGHUP:
+    alive while the script runs, gone (killed and reaped) as soon as it ends."""
     marker = f"codeagent-orphan-{token}"
     tools = HostTools()
     with MessagesServer() as server:
@@ -345,20 +346,31 @@ def test_processes_the_script_started_die_with_the_sandbox(own_sandbox: SandboxK
             + marker
             + "')])\n"
             "    os._exit(0)\n"
-            "time.sleep(0.5)\n"
-            "print('@@ started ALLOWED', child.pid, session.pid)\n"
+            "def running():\n"
+            "    found = 0\n"
+            "    for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+            "        try:\n"
+            f"            found += {marker!r}.encode() in open(f'/proc/{{pid}}/cmdline', 'rb').read()\n"
+            "        except OSError:\n"
+            "            pass\n"
+            "    return found\n"
+            "for _ in range(50):\n"
+            "    if running() >= 3:\n"
+            "        break\n"
+            "    time.sleep(0.1)\n"
+            "print('@@ started ALLOWED', running())\n"
         )
         assert a.probe("started").outcome == "ALLOWED", a.output
-        assert wait_until(lambda: len(pids_with_marker(marker)) == 3, timeout=5), pids_with_marker(marker)
-        started = pids_with_marker(marker)
+        assert a.probe("started").value.split()[-1] == "3", a.output
         try:
-            own_sandbox.shutdown()
-            survivors_gone = wait_until(lambda: not pids_with_marker(marker), timeout=5)
             survivors = pids_with_marker(marker)
         finally:
             for pid in pids_with_marker(marker):  # clean up what an unlocked sandbox left behind
                 os.kill(pid, signal.SIGKILL)
-        assert survivors_gone, f"{len(survivors)} of {len(started)} processes outlived the sandbox: {survivors}"
+        assert survivors == [], f"{len(survivors)} of 3 processes outlived their script: {survivors}"
+        again = runner("print('@@ next ALLOWED')")
+        assert again.probe("next").outcome == "ALLOWED"
+    assert own_sandbox.restarts == 0
 
 
 @pytest.mark.slow

@@ -30,36 +30,86 @@ def bomb_sandbox(host_secrets: object) -> Iterator[SandboxKernel]:
     sb.shutdown()
 
 
+def strays(sandbox: SandboxKernel) -> list[int]:
+    """Processes of the sandbox other than its launcher, init and kernel (what a script left behind)."""
+    return [p for p in descendants(sandbox.launcher_pid()) if p not in sandbox._trusted and is_running(p)]
+
+
+#: Children that would outlive any test (sleeping 60 s) unless the end of their script kills them.
+FORK_BOMB = (
+    "import time\n"
+    "forked = []\n"
+    "def bomb():\n"
+    "    while len(forked) < 400:\n"
+    "        pid = os.fork()\n"
+    "        if pid == 0:\n"
+    "            os.setsid()  # out of the kernel's process group and session\n"
+    "            time.sleep(60)\n"
+    "            os._exit(0)\n"
+    "        forked.append(pid)\n"
+    "probe('fork_bomb', bomb)\n"
+    "print('FORKED', len(forked))\n"
+)
+
+
 @pytest.mark.slow
 def test_fork_bomb(bomb_sandbox: SandboxKernel, host: HostGuard) -> None:
     policy: SandboxPolicy = bomb_sandbox.policy
     with MessagesServer() as server:
         attack = AttackRunner(bomb_sandbox, server, HostTools())
-        a = attack(
-            "import time\n"
-            "forked = []\n"
-            "def bomb():\n"
-            "    while len(forked) < 400:\n"
-            "        pid = os.fork()\n"
-            "        if pid == 0:\n"
-            "            time.sleep(2)\n"
-            "            os._exit(0)\n"
-            "        forked.append(pid)\n"
-            "probe('fork_bomb', bomb)\n"
-            "print('FORKED', len(forked))\n"
-        )
+        a = attack(FORK_BOMB)
         a.assert_denied("fork_bomb", {"EAGAIN"}, excs={"BlockingIOError"})
         forked = int(a.output.split("FORKED ", 1)[1].split()[0])
         assert forked < policy.max_processes, f"{forked} processes forked with max_processes={policy.max_processes}"
+        assert strays(bomb_sandbox) == [], "the script ended but the processes it started live on"
         # The host stays responsive: it can start processes, and the notebook answers.
         assert subprocess.run(["true"], timeout=10).returncode == 0
         host.assert_unaffected()
         assert_next_call_works(attack)
-    assert bomb_sandbox.km is not None and bomb_sandbox.km.provisioner is not None
-    launcher = int(bomb_sandbox.km.provisioner.process.pid)  # type: ignore[attr-defined]
+    launcher = bomb_sandbox.launcher_pid()
     tree = [launcher, *descendants(launcher)]
     bomb_sandbox.shutdown()
     assert wait_until(lambda: not any(is_running(p) for p in tree), timeout=10), "bomb processes outlived it"
+
+
+def test_fork_bomb_then_a_working_call_at_once(bomb_sandbox: SandboxKernel, host: HostGuard) -> None:
+    """Regression: the bomb's children (and their zombies) used to eat the process budget of the next call."""
+    with MessagesServer() as server:
+        attack = AttackRunner(bomb_sandbox, server, HostTools())
+        for _ in range(2):
+            a = attack(FORK_BOMB)
+            a.assert_denied("fork_bomb", {"EAGAIN"}, excs={"BlockingIOError"})
+            # at once, while the children would still be sleeping: the next call can start threads and processes
+            after = attack(
+                "import subprocess, threading\n"
+                "t = threading.Thread(target=lambda: None); t.start(); t.join()\n"
+                "print(subprocess.run(['true']).returncode, 6 * 7)\n",
+                prelude=False,
+            )
+            assert after.status == "ok" and after.output.split() == ["0", "42"], after.output
+    assert bomb_sandbox.restarts == 0, "cleaning up after a fork bomb should not need a restart"
+    host.assert_unaffected()
+
+
+def test_thread_bomb_then_a_working_call(bomb_sandbox: SandboxKernel, host: HostGuard) -> None:
+    """Threads cannot be killed one by one: a script that leaves the process budget full of threads gets
+    its kernel restarted, and the next call works."""
+    with MessagesServer() as server:
+        attack = AttackRunner(bomb_sandbox, server, HostTools())
+        a = attack(
+            "import threading, time\n"
+            "started = []\n"
+            "def bomb():\n"
+            "    while len(started) < 400:\n"
+            "        t = threading.Thread(target=time.sleep, args=(60,), daemon=True)\n"
+            "        t.start()\n"
+            "        started.append(t)\n"
+            "probe('thread_bomb', bomb)\n"
+        )
+        a.assert_denied("thread_bomb", excs={"RuntimeError"})
+        assert "SandboxRestarted" in a.output, a.output
+        assert_next_call_works(attack)
+    host.assert_unaffected()
 
 
 @pytest.mark.slow

@@ -490,3 +490,16 @@ def keep_thread_output_with_its_cell() -> None:
 
     start._codeagent = True  # type: ignore[attr-defined]
     threading.Thread.start = start  # type: ignore[method-assign]
+
+
+def reap_children() -> int:
+    """Reap every exited child of the kernel (the host has just killed what the last script started)."""
+    reaped = 0
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return reaped
+        if pid == 0:
+            return reaped
+        reaped += 1

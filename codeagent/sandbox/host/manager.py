@@ -25,6 +25,7 @@ from jupyter_client.kernelspec import KernelSpec
 from codeagent.sandbox.host.bridge import BridgeHandler, BridgeServer
 from codeagent.sandbox.host.output import OutputCollector, strip_ansi
 from codeagent.sandbox.host.policy import SandboxPolicy
+from codeagent.sandbox.host.reaper import kill_strays, trusted_chain
 from codeagent.sandbox.protocol.launch_spec import LaunchSpec
 
 ExecStatus = Literal["ok", "error", "timeout", "crashed", "interrupted"]
@@ -32,6 +33,7 @@ ExecStatus = Literal["ok", "error", "timeout", "crashed", "interrupted"]
 #: Environment variables passed into the sandbox, when set on the host. Nothing else (no keys, no tokens).
 ENV_ALLOW = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
 START_TIMEOUT = 60.0
+_REAP = "import codeagent.sandbox.guest.runtime as _ca_runtime\n_ca_runtime.reap_children()\ndel _ca_runtime\n"
 #: The directory holding the ``codeagent`` package (an editable install's source tree must be visible inside).
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
 #: How long the host keeps polling without sleeping after serving a tool call (see ``execute``); only with a
@@ -114,6 +116,8 @@ class SandboxKernel:
         self._tool_specs: list[dict[str, Any]] = []
         self._context: zmq.Context[Any] = zmq.Context.instance()
         self.restarts = 0
+        self._trusted: list[int] = []  # launcher [, init], kernel: the processes a script end keeps
+        self._kernel_threads = 0  # the kernel's threads before any script ran
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -178,7 +182,9 @@ class SandboxKernel:
             km.shutdown_kernel(now=True)
             raise SandboxError(f"the sandbox kernel did not start: {e}\n{self.kernel_log()[-2000:]}") from None
         self.km, self.kc = km, kc
+        self._trusted = trusted_chain(self.launcher_pid())
         self._setup_runtime()
+        self._kernel_threads = _thread_count(self._trusted[-1])
 
     def kernel_log(self) -> str:
         try:
@@ -220,6 +226,32 @@ class SandboxKernel:
         if reply["content"]["status"] != "ok":
             tb = strip_ansi("\n".join(reply["content"].get("traceback", [])))
             raise SandboxError(f"sandbox setup failed:\n{tb}")
+
+    def launcher_pid(self) -> int:
+        """The pid the host started (the launcher); every process of the sandbox is below it."""
+        assert self.km is not None and self.km.provisioner is not None
+        return int(self.km.provisioner.process.pid)  # type: ignore[attr-defined]
+
+    def end_script(self) -> str | None:
+        """Kill and reap every process the last script started; restart the kernel when that fails or the
+        script left so many threads that the next one could not start any. Returns a notice on restart."""
+        if self.km is None or not self._trusted or not self.is_alive():
+            return None
+        kernel = self._trusted[-1]
+        done = kill_strays(self.launcher_pid(), set(self._trusted), kernel)
+        if done.zombies and not done.left:
+            with contextlib.suppress(Exception):
+                self._run_silent(_REAP, 5.0)
+            done = kill_strays(self.launcher_pid(), set(self._trusted), kernel, timeout=0.5)
+        problem = None
+        if done.left or done.zombies:
+            problem = f"{done.left + done.zombies} processes it started could not be ended"
+        elif _thread_count(kernel) - self._kernel_threads > self.policy.max_processes // 2:
+            problem = f"{_thread_count(kernel) - self._kernel_threads} threads it started were still running"
+        if problem is None:
+            return None
+        self.restart()
+        return f"SandboxRestarted: {problem}; the sandbox was restarted, so its variables are gone."
 
     def is_alive(self) -> bool:
         return bool(self.km and self.km.is_alive())
@@ -317,10 +349,13 @@ class SandboxKernel:
                         break
         except KeyboardInterrupt:
             self.interrupt_and_wait(msg_id)
+            self.end_script()
             raise
         finally:
             if self.bridge is not None:
                 self.bridge.cancel_pending()
+        ended = self.end_script()
+        notice = f"{notice}\n{ended}" if notice and ended else notice or ended
         error_name = None
         if reply is not None and reply["content"].get("status") == "error":
             status = "error"
@@ -421,6 +456,13 @@ class SandboxKernel:
             f"SandboxCrashed: the sandbox kernel died during the script{how}, e.g. out of memory or killed; "
             "it was restarted, so its variables are gone."
         )
+
+
+def _thread_count(pid: int) -> int:
+    try:
+        return len(os.listdir(f"/proc/{pid}/task"))
+    except OSError:
+        return 0
 
 
 def describe_display(data: dict[str, Any], n: int) -> str:
