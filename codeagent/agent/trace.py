@@ -130,3 +130,39 @@ class CodeAgentResult:
 
     def __str__(self) -> str:
         return self.answer if self.status == "done" else f"[{self.status}] {self.error or self.answer}"
+
+    def cell_source(self, variable: str = "result", registry: Any = None, namespace: Any = None) -> str:
+        """The scripts the model ran, rewritten to run in the notebook itself (see :meth:`to_cell`)."""
+        from codeagent.agent.notebook_cell import cell_source
+        from codeagent.tools.registry import default_registry
+
+        if namespace is None:
+            namespace = _notebook_namespace()
+        return cell_source(self, registry if registry is not None else default_registry, namespace, variable)
+
+    def to_cell(self, variable: str = "result") -> None:
+        """Put a new cell below the current one holding the scripts the model ran, rewritten to run here.
+
+        Running that cell reproduces the scripts' output without calling the model: tools are your real
+        ``@tool`` functions, ``--data`` names are your variables, ``set_result(x)`` becomes ``variable = x``.
+        It runs in the notebook's own kernel, unsandboxed. Uses IPython's ``set_next_input``.
+        """
+        shell = _shell()
+        source = self.cell_source(variable, namespace=shell.user_ns)
+        shell.set_next_input(source, replace=False)
+
+
+def _shell() -> Any:
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        raise RuntimeError("to_cell() needs IPython (a notebook or the IPython shell); use cell_source() elsewhere")
+    return shell
+
+
+def _notebook_namespace() -> dict[str, Any]:
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    return shell.user_ns if shell is not None else {}

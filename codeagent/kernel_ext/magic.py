@@ -11,16 +11,19 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
-from traitlets import Bool, Float, Int, List, Unicode
+from traitlets import Bool, Enum, Float, Int, List, Unicode
 from traitlets.config import Configurable
 
 from codeagent.agent.cassette import Cassette, CassetteError, CassetteShelf, make_cassette_client
 from codeagent.agent.client import MissingAPIKey, make_client
 from codeagent.agent.loop import AgentSettings
+from codeagent.agent.notebook_cell import CellError
 from codeagent.agent.pricing import estimate_cost, format_cost
 from codeagent.agent.trace import CodeAgentResult, TraceEvent
+from codeagent.kernel_ext.context import notebook_context
 from codeagent.kernel_ext.data import DataError, hand_over, parse_names
 from codeagent.kernel_ext.expand import expand_prompt
+from codeagent.kernel_ext.mentions import take_mentions
 from codeagent.kernel_ext.options import split_options
 from codeagent.kernel_ext.session import Session
 from codeagent.sandbox.host.info import sandbox_info
@@ -64,6 +67,12 @@ class CodeAgent(Magics, Configurable):
         "auto",
         help="auto (replay the cassette if it exists, else record it) | record | replay (no key, no network) | off.",
     ).tag(config=True)
+    notebook_context = Enum(
+        ["names", "off"],
+        "names",
+        help="names: tell the model the names, types and shapes of the notebook's DataFrames, arrays, Series and "
+        "tables (never values); off: nothing.",
+    ).tag(config=True)
 
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         Configurable.__init__(self, config=shell.config if shell is not None else None)
@@ -98,6 +107,14 @@ class CodeAgent(Magics, Configurable):
     @argument("--base-url", help="Messages API base URL for this call.")
     @argument("--record", metavar="PATH", help="Record this call's model turns to a cassette file.")
     @argument("--replay", metavar="PATH", help="Replay model turns from a cassette file (no key, no network).")
+    @argument(
+        "--cell",
+        nargs="?",
+        const="result",
+        metavar="NAME",
+        help="Put the scripts the model ran in a new cell below, rewritten to run in this notebook (unsandboxed) "
+        "without the model; set_result(x) becomes NAME = x (--cell=NAME; default result).",
+    )
     @argument("--show", help=f"Comma-separated sections to open: {','.join(SECTIONS)}.")
     @argument("--new", action="store_true", help="Start a new conversation.")
     @argument("--reset", action="store_true", help="Start a new conversation and restart the sandbox.")
@@ -114,7 +131,8 @@ class CodeAgent(Magics, Configurable):
             question, on as many lines as you like
 
         ``{name}`` in the question inserts the value of a notebook variable; ``{{`` and ``}}`` are literal
-        braces. Only what the script prints reaches the model; the answer is shown with the code, every
+        braces. ``@name`` hands a notebook variable to the sandbox, like ``--data name``; ``@@`` is a literal
+        ``@``. Only what the script prints reaches the model; the answer is shown with the code, every
         tool call and the script output folded underneath.
         """
         parser = self.codeagent.parser  # type: ignore[attr-defined]
@@ -138,7 +156,9 @@ class CodeAgent(Magics, Configurable):
                 print("codeagent: started a new conversation" + (" with a fresh sandbox." if args.reset else "."))
                 return None
             raise UsageError("%codeagent needs a question, e.g. %codeagent How many rows are in df?")
-        prompt = expand_prompt(prompt, self.shell.user_ns if self.shell else {})
+        namespace = self.shell.user_ns if self.shell else {}
+        prompt, mentioned = take_mentions(prompt, namespace, reserved=self._tool_names())
+        prompt = expand_prompt(prompt, namespace)
         settings = AgentSettings(
             model=args.model or self.model,
             max_tokens=self.max_tokens,
@@ -154,18 +174,45 @@ class CodeAgent(Magics, Configurable):
         sections = self._sections(args.show)
         if args.output and not args.output.isidentifier():
             raise UsageError(f"-o needs a variable name, not {args.output!r}")
+        if args.cell is not None and not args.cell.isidentifier():
+            raise UsageError(f"--cell takes a variable name for the result, e.g. --cell=total; not {args.cell!r}")
         try:
             client, cassette = self._client(args)
         except (MissingAPIKey, CassetteError) as e:
             raise UsageError(str(e)) from None
 
-        data_section = self._hand_over_data(args, policy)
+        handed = self._data_names(args, mentioned)
+        data_section = self._hand_over_data(args, handed, policy)
+        context = self._notebook_context(handed)
+        if context:
+            data_section = f"{data_section}\n\n{context}" if data_section else context
         result = self._run_with_display(
             prompt, client, settings, policy, sections, cassette=cassette, data_section=data_section
         )
         if args.output:
             self.shell.user_ns[args.output] = result
+        if args.cell is not None:
+            self._insert_cell(result, args.cell)
         return result
+
+    def _tool_names(self) -> list[str]:
+        return [t.name for t in self.session.registry]
+
+    def _insert_cell(self, result: CodeAgentResult, variable: str) -> None:
+        """``--cell``: the scripts as a new cell below (IPython's ``set_next_input`` payload)."""
+        try:
+            source = result.cell_source(variable, registry=self.session.registry, namespace=self.shell.user_ns)
+        except CellError as e:
+            print(f"codeagent: --cell: {e}.", file=sys.stderr)
+            return
+        self.shell.set_next_input(source, replace=False)
+
+    def _notebook_context(self, handed: list[str]) -> str:
+        """The system-prompt section naming the notebook's data variables (``notebook_context``)."""
+        if self.notebook_context == "off" or self.shell is None:
+            return ""
+        exclude = {*self.shell.user_ns_hidden, *self._tool_names(), *handed}
+        return notebook_context(self.shell.user_ns, exclude=exclude)
 
     def _client(self, args: Any) -> tuple[Any, Cassette | None]:
         """The API client for a call: live, or recording to / replaying from a cassette."""
@@ -231,14 +278,22 @@ class CodeAgent(Magics, Configurable):
             view.close()
         return result
 
-    def _hand_over_data(self, args: Any, policy: SandboxPolicy) -> str:
-        """``--data``/``--sample``: copy the variables into the sandbox; the prompt section showing their schema."""
-        if args.sample is not None and not args.data:
-            raise UsageError("--sample needs --data, e.g. --data df --sample 5")
-        if not args.data:
+    def _data_names(self, args: Any, mentioned: list[str]) -> list[str]:
+        """``--data`` names, then the ``@name`` mentions not among them."""
+        try:
+            names = parse_names(args.data) if args.data else []
+        except DataError as e:
+            raise UsageError(str(e)) from None
+        return [*names, *(n for n in mentioned if n not in names)]
+
+    def _hand_over_data(self, args: Any, names: list[str], policy: SandboxPolicy) -> str:
+        """``--data``/``@name``/``--sample``: copy the variables into the sandbox; the prompt section with their
+        schema."""
+        if args.sample is not None and not names:
+            raise UsageError("--sample needs --data (or an @name in the question), e.g. --data df --sample 5")
+        if not names:
             return ""
         try:
-            names = parse_names(args.data)
             return hand_over(
                 self.session.sandbox(policy),
                 names,

@@ -12,7 +12,8 @@ def split_options(line: str, parser: argparse.ArgumentParser) -> tuple[list[str]
     Only the option part is tokenised, so quotes and apostrophes in the question are never mangled.
     ``--`` ends the options explicitly.
     """
-    takes_value = {opt: action.nargs != 0 for action in parser._actions for opt in action.option_strings}
+    # an optional value (nargs="?", e.g. --cell[=NAME]) is taken only as --opt=value: the question follows
+    takes_value = {opt: action.nargs not in (0, "?") for action in parser._actions for opt in action.option_strings}
     tokens: list[str] = []
     rest = line.lstrip()
     while rest.startswith("-"):
