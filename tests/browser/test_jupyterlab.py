@@ -87,6 +87,13 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
     root, home = tmp_path_factory.mktemp("lab-root"), tmp_path_factory.mktemp("lab-home")
     cleared_copy("quickstart.ipynb", root)
     shutil.copyfile(ROOT / "notebooks" / "quickstart.cassette.json", root / "quickstart.cassette.json")
+    with serve_lab(root, home) as running:
+        yield running
+
+
+@contextlib.contextmanager
+def serve_lab(root: Path, home: Path, env_overrides: dict[str, str] | None = None) -> Iterator[Lab]:
+    """JupyterLab over ``root`` (settings, kernels' IPython and Jupyter dirs under ``home``) until the block ends."""
     write_settings(home / "settings")
     port, token = free_port(), secrets.token_hex(16)
     env = kernel_env(
@@ -95,6 +102,7 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
             "JUPYTER_DATA_DIR": str(home / "data"),
             "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
             "IPYTHONDIR": str(home / "ipython"),
+            **(env_overrides or {}),
         }
     )
     command = [
