@@ -10,17 +10,29 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
-__all__ = ["CodeAgentResult", "SandboxPolicy", "load_ipython_extension", "tool", "unload_ipython_extension"]
+__all__ = [
+    "BudgetExceeded",
+    "CodeAgentResult",
+    "SandboxPolicy",
+    "ToolDenied",
+    "load_ipython_extension",
+    "tool",
+    "unload_ipython_extension",
+]
 
 if TYPE_CHECKING:
     from codeagent.agent.trace import CodeAgentResult
     from codeagent.sandbox.host.policy import SandboxPolicy
+    from codeagent.tools.approval import ToolDenied
+    from codeagent.tools.budget import BudgetExceeded
     from codeagent.tools.registry import tool
 
 _LAZY = {
     "tool": "codeagent.tools.registry",
     "CodeAgentResult": "codeagent.agent.trace",
     "SandboxPolicy": "codeagent.sandbox.host.policy",
+    "ToolDenied": "codeagent.tools.approval",
+    "BudgetExceeded": "codeagent.tools.budget",
 }
 
 

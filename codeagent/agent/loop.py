@@ -9,17 +9,21 @@ from typing import Any, Protocol
 
 import anthropic
 
+from codeagent.agent.budget import Budget
 from codeagent.agent.client import describe_api_error
 from codeagent.agent.prompt import (
     EXECUTE_PYTHON,
     EXECUTE_PYTHON_TOOL,
+    approval_note,
     direct_tool_definitions,
     system_prompt,
+    tool_limit_note,
 )
 from codeagent.agent.trace import CodeAgentResult, Listener, ModelStep, ScriptRun, TraceEvent
 from codeagent.sandbox.host.manager import ExecutionResult
 from codeagent.sandbox.host.output import cap_text
-from codeagent.tools.dispatch import ToolCallRecord, ToolDispatcher
+from codeagent.tools.approval import INTERRUPTED_NOTE, Approvals, Decision, script_denial_message
+from codeagent.tools.dispatch import ToolCallRecord, ToolDispatcher, ToolGate
 from codeagent.tools.registry import ToolRegistry
 
 
@@ -51,12 +55,21 @@ class Agent:
         registry: ToolRegistry,
         settings: AgentSettings | None = None,
         listener: Listener | None = None,
+        *,
+        approvals: Approvals | None = None,
+        budget: Budget | None = None,
     ) -> None:
         self.client = client
         self.sandbox = sandbox
         self.registry = registry
         self.settings = settings or AgentSettings()
         self.listener = listener
+        self.approvals = approvals
+        self.budget = budget
+        if approvals is not None:
+            approvals.on_asked = lambda question: self._emit("approval_asked", question)
+        self.gate = ToolGate(approvals, budget.tools if budget is not None else None)
+        self._request_size = 0
 
     def _emit(self, kind: Any, data: Any = None) -> None:
         if self.listener is not None:
@@ -75,7 +88,10 @@ class Agent:
         started = time.perf_counter()
         tools = list(self.registry)
         self.sandbox.set_tools([t.spec() for t in tools])
-        system = [{"type": "text", "text": system_prompt(tools, data_section), "cache_control": {"type": "ephemeral"}}]
+        notes = approval_note(tools, self.approvals) + tool_limit_note(self.budget.tools.limit if self.budget else None)
+        system = [
+            {"type": "text", "text": system_prompt(tools, data_section, notes), "cache_control": {"type": "ephemeral"}}
+        ]
         api_tools = [EXECUTE_PYTHON_TOOL, *direct_tool_definitions(tools)]
         messages: list[dict[str, Any]] = [*(history or []), {"role": "user", "content": prompt}]
         try:
@@ -101,22 +117,55 @@ class Agent:
     ) -> None:
         s = self.settings
         for step in range(1, s.max_steps + 1):
-            message = self._ask(result, step, system, api_tools, messages)
+            max_tokens = self._room_for_request(result, system, api_tools, messages)
+            if max_tokens is None:
+                return
+            message = self._ask(result, step, system, api_tools, messages, max_tokens)
             tool_uses = [b for b in message.content if b.type == "tool_use"]
             if message.stop_reason != "tool_use" or not tool_uses:
                 result.answer = _text_of(message)
                 result.status = "done"
+                if message.stop_reason == "max_tokens" and max_tokens < s.max_tokens and self.budget is not None:
+                    self._stop_for_budget(result, "the answer was cut short at the output the budget left room for")
                 return
             if step == s.max_steps:
                 break
             messages.append({"role": "assistant", "content": [_block_param(b) for b in message.content]})
             messages.append({"role": "user", "content": [self._run_tool(result, step, b) for b in tool_uses]})
+            if self.budget is not None and self.budget.check_tools():
+                self._stop_for_budget(result)
+                return
         result.answer = _text_of(message)
         result.status = "max_steps"
         result.error = (
             f"Stopped after {s.max_steps} model steps without a final answer. Raise the limit with "
             f"--max-steps, or ask a narrower question."
         )
+
+    def _room_for_request(
+        self,
+        result: CodeAgentResult,
+        system: list[dict[str, Any]],
+        api_tools: list[dict[str, Any]],
+        messages: list[dict[str, Any]],
+    ) -> int | None:
+        """``max_tokens`` for the next request (lowered to what the budget leaves), or None: do not send it."""
+        if self.budget is None:
+            return self.settings.max_tokens
+        self._request_size = size = _request_chars(system, api_tools, messages)
+        max_tokens = self.budget.before_request(result.usage, size, self.settings.max_tokens)
+        if max_tokens is None:
+            self._stop_for_budget(result)
+        return max_tokens
+
+    def _stop_for_budget(self, result: CodeAgentResult, why: str | None = None) -> None:
+        assert self.budget is not None
+        if why is not None and self.budget.stopped_by is None:
+            self.budget.stopped_by = "the US$ budget"
+            self.budget.why = why
+        result.status = "budget"
+        result.stopped_by = self.budget.stopped_by
+        result.error = self.budget.stop_message(result.usage)
 
     def _ask(
         self,
@@ -125,17 +174,20 @@ class Agent:
         system: list[dict[str, Any]],
         api_tools: list[dict[str, Any]],
         messages: list[dict[str, Any]],
+        max_tokens: int,
     ) -> Any:
         s = self.settings
         self._emit("model_started", step)
         started = time.perf_counter()
         with self.client.messages.stream(
-            model=s.model, max_tokens=s.max_tokens, system=system, messages=messages, tools=api_tools
+            model=s.model, max_tokens=max_tokens, system=system, messages=messages, tools=api_tools
         ) as stream:
             for text in stream.text_stream:
                 self._emit("model_text", text)
             message = stream.get_final_message()
         result.usage.add(message.usage)
+        if self.budget is not None:
+            self.budget.after_request(message.usage, self._request_size)
         model_step = ModelStep(
             index=step,
             text=_text_of(message),
@@ -154,13 +206,16 @@ class Agent:
             code = block.input.get("code") if isinstance(block.input, dict) else None
             if not isinstance(code, str) or not code.strip():
                 return _tool_result(block.id, 'execute_python needs {"code": "<python script>"}.', True)
-            run = self._run_script(result, step, code)
+            decision = self._confirm(result, step, code)
+            if decision is not None and not decision.allowed:
+                return _tool_result(block.id, script_denial_message(decision), True)
+            run = self._run_script(result, step, code, approval=decision.note if decision else None)
             return _tool_result(block.id, run.output, run.status != "ok")
         tool = self.registry.get(block.name)
         if tool is None or tool.mode != "direct":
             return _tool_result(block.id, f"There is no tool named {block.name!r}.", True)
         calls: list[ToolCallRecord] = []
-        reply = ToolDispatcher(self.registry, calls.append).handle(
+        reply = ToolDispatcher(self.registry, calls.append, self.gate).handle(
             {"id": block.id, "tool": block.name, "args": block.input}
         )
         for call in calls:
@@ -171,8 +226,26 @@ class Agent:
         error = reply["error"]
         return _tool_result(block.id, f"{error['type']}: {error['message']}", True)
 
-    def _run_script(self, result: CodeAgentResult, step: int, code: str) -> ScriptRun:
-        run = ScriptRun(step=step, code=code)
+    def _confirm(self, result: CodeAgentResult, step: int, code: str) -> Decision | None:
+        """With ``--confirm``: ask before the script runs; a declined script is recorded, not run."""
+        if self.approvals is None:
+            return None
+        try:
+            decision = self.approvals.for_script(code)
+        except KeyboardInterrupt:
+            run = ScriptRun(step=step, code=code, status="interrupted", approval=INTERRUPTED_NOTE)
+            result.scripts.append(run)
+            self._emit("script_finished", run)
+            raise
+        if decision is not None and not decision.allowed:
+            run = ScriptRun(step=step, code=code, status="denied", approval=decision.note)
+            run.output = script_denial_message(decision)
+            result.scripts.append(run)
+            self._emit("script_finished", run)
+        return decision
+
+    def _run_script(self, result: CodeAgentResult, step: int, code: str, approval: str | None = None) -> ScriptRun:
+        run = ScriptRun(step=step, code=code, approval=approval)
         result.scripts.append(run)
         self._emit("script_started", run)
 
@@ -180,7 +253,7 @@ class Agent:
             run.tool_calls.append(call)
             self._emit("tool_call", call)
 
-        dispatcher = ToolDispatcher(self.registry, on_call)
+        dispatcher = ToolDispatcher(self.registry, on_call, self.gate)
         try:
             outcome = self.sandbox.execute(
                 code,
@@ -202,6 +275,11 @@ class Agent:
             result.value = dispatcher.result_value
         self._emit("script_finished", run)
         return run
+
+
+def _request_chars(system: list[dict[str, Any]], api_tools: list[dict[str, Any]], messages: list[Any]) -> int:
+    """The size of a request as JSON text (for estimating its tokens before it is sent)."""
+    return len(json.dumps([system, api_tools, messages], ensure_ascii=False, default=str))
 
 
 def _text_of(message: Any) -> str:

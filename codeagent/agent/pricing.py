@@ -12,16 +12,26 @@ FAMILY_PRICES: dict[str, tuple[float, float]] = {
 }
 
 
+#: What cache writes and cache reads cost, as multiples of the input price.
+CACHE_WRITE, CACHE_READ = 1.25, 0.1
+
+
+def prices_of(model: str) -> tuple[float, float] | None:
+    """(input, output) US$ per million tokens for ``model``, or None for a model of unknown family."""
+    family = next((f for f in FAMILY_PRICES if f in model.lower()), None)
+    return None if family is None else FAMILY_PRICES[family]
+
+
 def estimate_cost(model: str, usage: Usage) -> float | None:
     """US$ for ``usage`` on ``model``, or None for a model of unknown family (e.g. a local server's)."""
-    family = next((f for f in FAMILY_PRICES if f in model.lower()), None)
-    if family is None:
+    prices = prices_of(model)
+    if prices is None:
         return None
-    price_in, price_out = FAMILY_PRICES[family]
+    price_in, price_out = prices
     dollars = (
         usage.input_tokens * price_in
-        + usage.cache_creation_input_tokens * price_in * 1.25
-        + usage.cache_read_input_tokens * price_in * 0.1
+        + usage.cache_creation_input_tokens * price_in * CACHE_WRITE
+        + usage.cache_read_input_tokens * price_in * CACHE_READ
         + usage.output_tokens * price_out
     )
     return dollars / 1_000_000

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+from codeagent.tools.approval import Approvals, rule_for
 from codeagent.tools.registry import Tool
 
 EXECUTE_PYTHON = "execute_python"
@@ -57,15 +58,40 @@ table, a list, an array) rather than only an answer; the last call wins.
 """
 
 
+APPROVAL_NOTE = """\
+- Each call of {names} pauses the script until the user approves it. A denied call raises `ToolDenied` (a \
+`PermissionError`) saying why: do not retry it; carry on without it, or say what you needed.
+"""
+
+TOOL_LIMIT_NOTE = """\
+- This question may make at most {limit} tool call(s) in all; past that a call raises `BudgetExceeded`.
+"""
+
+
+def approval_note(tools: Iterable[Tool], approvals: Approvals | None) -> str:
+    """The prompt line naming the tools whose calls wait for the user's approval ('' when none do)."""
+    rules = approvals.rules if approvals is not None else {}
+    names = [
+        t.name
+        for t in tools
+        if (t.approve and rule_for(t.name, rules) != "allow") or rule_for(t.name, rules) in ("ask", "deny")
+    ]
+    return APPROVAL_NOTE.format(names=", ".join(f"`{n}`" for n in names)) if names else ""
+
+
+def tool_limit_note(limit: int | None) -> str:
+    return TOOL_LIMIT_NOTE.format(limit=limit) if limit is not None else ""
+
+
 def tool_stubs(tools: Iterable[Tool]) -> str:
     stubs = [t.stub for t in tools]
     return "\n".join(stubs) if stubs else "# (no tools are registered: plain Python only)"
 
 
-def system_prompt(tools: Iterable[Tool], data_section: str = "") -> str:
+def system_prompt(tools: Iterable[Tool], data_section: str = "", extra_notes: str = "") -> str:
     tools = list(tools)
     section = f"\n{data_section.strip()}\n" if data_section.strip() else ""
-    notes = (ASYNC_NOTE if tools else "") + RESULT_NOTE
+    notes = (ASYNC_NOTE if tools else "") + RESULT_NOTE + extra_notes
     return HOW_TO_WORK.format(stubs=tool_stubs(tools).rstrip(), data_section=section, notes=notes)
 
 

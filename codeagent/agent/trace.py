@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from codeagent.tools.dispatch import ToolCallRecord
 
-Status = Literal["running", "done", "max_steps", "error", "interrupted"]
+Status = Literal["running", "done", "max_steps", "budget", "error", "interrupted"]
 EventKind = Literal[
     "model_started",  # a request to the model was sent (data: step)
     "model_text",  # streamed text delta (data: text)
@@ -18,6 +18,7 @@ EventKind = Literal[
     "script_output",  # data: text chunk printed by the script
     "display",  # data: a rich output bundle {"data", "metadata"} from the script (untrusted)
     "tool_call",  # data: ToolCallRecord
+    "approval_asked",  # the person is being asked about a tool call or a script (data: approval.Question)
     "script_finished",  # data: ScriptRun
     "error",  # data: message
     "done",  # data: CodeAgentResult
@@ -54,12 +55,13 @@ class ScriptRun:
     step: int
     code: str
     output: str = ""
-    status: str = "running"  # ok, error, timeout, crashed, interrupted
+    status: str = "running"  # ok, error, timeout, crashed, interrupted, denied (not run: --confirm)
     error_name: str | None = None
     duration_s: float = 0.0
     output_chars: int = 0  # printed by the script, before capping
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     displays: list[dict[str, Any]] = field(default_factory=list)
+    approval: str | None = None  # with --confirm: who let it run, or why it did not
 
 
 @dataclass
@@ -101,6 +103,7 @@ class CodeAgentResult:
     duration_s: float = 0.0
     replayed: bool = False
     sandbox_layers: list[str] = field(default_factory=list)
+    stopped_by: str | None = None  # the limit that stopped the call (status "budget"), e.g. "--max-tool-calls 3"
 
     @property
     def tool_calls(self) -> list[ToolCallRecord]:

@@ -17,7 +17,7 @@ from codeagent.sandbox.host.bridge import BridgeRequest, Reply, error_reply
 from codeagent.sandbox.protocol import codec
 
 MAX_COLUMNS_SHOWN = 100
-RESERVED = ("set_result", "ToolError")
+RESERVED = ("set_result", "ToolError", "ToolDenied", "BudgetExceeded")
 SAMPLE_CHARS = 4000
 
 HEADER = (

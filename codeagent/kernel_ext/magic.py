@@ -11,15 +11,17 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
-from traitlets import Bool, Enum, Float, Int, List, Unicode
+from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
+from codeagent.agent.budget import Budget, Limits, UnknownPrice
 from codeagent.agent.cassette import Cassette, CassetteError, CassetteShelf, make_cassette_client
 from codeagent.agent.client import MissingAPIKey, make_client
 from codeagent.agent.loop import AgentSettings
 from codeagent.agent.notebook_cell import CellError
 from codeagent.agent.pricing import estimate_cost, format_cost
 from codeagent.agent.trace import CodeAgentResult, TraceEvent
+from codeagent.kernel_ext.asking import NotebookAsker
 from codeagent.kernel_ext.context import notebook_context
 from codeagent.kernel_ext.data import DataError, hand_over, parse_names
 from codeagent.kernel_ext.expand import expand_prompt
@@ -29,6 +31,7 @@ from codeagent.kernel_ext.session import Session
 from codeagent.sandbox.host.info import sandbox_info
 from codeagent.sandbox.host.manager import SandboxError
 from codeagent.sandbox.host.policy import SandboxPolicy
+from codeagent.tools.approval import Approvals, check_rules
 from codeagent.widgets.live import LiveView
 from codeagent.widgets.render import SECTIONS, UNSANDBOXED_WARNING, render_bundle
 from codeagent.widgets.sanitize import safe_bundle
@@ -74,6 +77,37 @@ class CodeAgent(Magics, Configurable):
         "tables (never values); off: nothing.",
     ).tag(config=True)
 
+    confirm = Bool(False, help="Show each script and ask before it runs (like --confirm).").tag(config=True)
+    approve = Dict(
+        default_value={},
+        help='Decide tool approvals ahead of time: {"send_email": "allow"}; values allow | deny | ask, keys are '
+        'tool names or patterns such as "github_*".',
+    ).tag(config=True)
+    max_tool_calls = Int(None, allow_none=True, help="Tool calls one call may make (None: no limit).").tag(config=True)
+    max_cost = Float(None, allow_none=True, help="US$ one call may spend on the model (None: no limit).").tag(
+        config=True
+    )
+    max_input_tokens = Int(
+        None, allow_none=True, help="Input tokens (cache reads and writes included) one call may use (None: no limit)."
+    ).tag(config=True)
+    session_budget_usd = Float(
+        None, allow_none=True, help="US$ all calls of this notebook session may spend (None: no limit)."
+    ).tag(config=True)
+
+    @validate("approve")
+    def _check_approve(self, proposal: Any) -> dict[str, str]:
+        try:
+            return check_rules(proposal["value"])
+        except ValueError as e:
+            raise TraitError(str(e)) from None
+
+    @validate("max_tool_calls", "max_cost", "max_input_tokens", "session_budget_usd")
+    def _check_limit(self, proposal: Any) -> Any:
+        value = proposal["value"]
+        if value is not None and value < 0:
+            raise TraitError(f"CodeAgent.{proposal['trait'].name} must be >= 0 or None (no limit), not {value}")
+        return value
+
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         Configurable.__init__(self, config=shell.config if shell is not None else None)
         Magics.__init__(self, shell=shell, **kwargs)
@@ -116,6 +150,12 @@ class CodeAgent(Magics, Configurable):
         "without the model; set_result(x) becomes NAME = x (--cell=NAME; default result).",
     )
     @argument("--show", help=f"Comma-separated sections to open: {','.join(SECTIONS)}.")
+    @argument("--confirm", action="store_true", help="Show each script and ask before it runs.")
+    @argument(
+        "--max-tool-calls", type=int, metavar="N", help="Stop after N tool calls (default: CodeAgent.max_tool_calls)."
+    )
+    @argument("--max-cost", type=float, metavar="USD", help="Stop before spending more than USD on the model.")
+    @argument("--max-input-tokens", type=int, metavar="N", help="Stop before the model has read N input tokens.")
     @argument("--new", action="store_true", help="Start a new conversation.")
     @argument("--reset", action="store_true", help="Start a new conversation and restart the sandbox.")
     @argument("--usage", action="store_true", help="Show token usage and estimated cost of this session.")
@@ -176,6 +216,8 @@ class CodeAgent(Magics, Configurable):
             raise UsageError(f"-o needs a variable name, not {args.output!r}")
         if args.cell is not None and not args.cell.isidentifier():
             raise UsageError(f"--cell takes a variable name for the result, e.g. --cell=total; not {args.cell!r}")
+        budget = self._budget(args, settings.model)
+        approvals = Approvals(NotebookAsker(), self.approve, confirm=args.confirm or self.confirm)
         try:
             client, cassette = self._client(args)
         except (MissingAPIKey, CassetteError) as e:
@@ -187,7 +229,15 @@ class CodeAgent(Magics, Configurable):
         if context:
             data_section = f"{data_section}\n\n{context}" if data_section else context
         result = self._run_with_display(
-            prompt, client, settings, policy, sections, cassette=cassette, data_section=data_section
+            prompt,
+            client,
+            settings,
+            policy,
+            sections,
+            cassette=cassette,
+            data_section=data_section,
+            approvals=approvals,
+            budget=budget,
         )
         if args.output:
             self.shell.user_ns[args.output] = result
@@ -213,6 +263,28 @@ class CodeAgent(Magics, Configurable):
             return ""
         exclude = {*self.shell.user_ns_hidden, *self._tool_names(), *handed}
         return notebook_context(self.shell.user_ns, exclude=exclude)
+
+    def _budget(self, args: Any, model: str) -> Budget | None:
+        """The call's limits (options over config), or None without any; UsageError for a bad one."""
+        limits = Limits(
+            max_tool_calls=self.max_tool_calls if args.max_tool_calls is None else args.max_tool_calls,
+            max_cost=self.max_cost if args.max_cost is None else args.max_cost,
+            max_input_tokens=self.max_input_tokens if args.max_input_tokens is None else args.max_input_tokens,
+            session_budget_usd=self.session_budget_usd,
+        )
+        for flag, value in (
+            ("--max-tool-calls", limits.max_tool_calls),
+            ("--max-cost", limits.max_cost),
+            ("--max-input-tokens", limits.max_input_tokens),
+        ):
+            if value is not None and value < 0:
+                raise UsageError(f"{flag} must be >= 0, not {value}")
+        if not limits.any():
+            return None
+        try:
+            return Budget(limits, model, session_spent_usd=self.session.spent_usd)
+        except UnknownPrice as e:
+            raise UsageError(str(e)) from None
 
     def _client(self, args: Any) -> tuple[Any, Cassette | None]:
         """The API client for a call: live, or recording to / replaying from a cassette."""
@@ -241,6 +313,8 @@ class CodeAgent(Magics, Configurable):
         sections: list[str],
         cassette: Cassette | None = None,
         data_section: str = "",
+        approvals: Approvals | None = None,
+        budget: Budget | None = None,
     ) -> CodeAgentResult:
         """Run the call under a live view, then replace the view with the static final bundle."""
         if policy.mode == "unsandboxed":
@@ -261,7 +335,16 @@ class CodeAgent(Magics, Configurable):
 
         replayed_before = cassette.replayed if cassette is not None else 0
         try:
-            result = self.session.ask(prompt, client, settings, policy, listener, data_section=data_section)
+            result = self.session.ask(
+                prompt,
+                client,
+                settings,
+                policy,
+                listener,
+                data_section=data_section,
+                approvals=approvals,
+                budget=budget,
+            )
         except KeyboardInterrupt:
             result = CodeAgentResult(
                 prompt=prompt, model=settings.model, status="interrupted", error="Interrupted by the user."
@@ -313,6 +396,11 @@ class CodeAgent(Magics, Configurable):
             f"  input tokens {u.input_tokens:,} · output tokens {u.output_tokens:,} · "
             f"cache read {u.cache_read_input_tokens:,} · cache write {u.cache_creation_input_tokens:,}\n"
             f"  cost at {self.model} prices: {format_cost(cost)}"
+            + (
+                f"\n  session budget: ${self.session.spent_usd:.4f} of ${self.session_budget_usd:g} spent"
+                if self.session_budget_usd is not None
+                else ""
+            )
         )
 
     def close(self) -> None:

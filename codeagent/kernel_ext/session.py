@@ -5,11 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from codeagent.agent.budget import Budget
 from codeagent.agent.loop import Agent, AgentSettings
+from codeagent.agent.pricing import estimate_cost
 from codeagent.agent.trace import CodeAgentResult, Listener, Usage
 from codeagent.sandbox.host.manager import SandboxKernel
 from codeagent.sandbox.host.policy import SandboxPolicy
 from codeagent.sandbox.host.pool import SandboxPool
+from codeagent.tools.approval import Approvals
 from codeagent.tools.registry import ToolRegistry, default_registry
 
 
@@ -21,6 +24,7 @@ class Session:
     history: list[dict[str, Any]] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     calls: int = 0
+    spent_usd: float = 0.0  # estimated, at each call's model's prices (for c.CodeAgent.session_budget_usd)
     _sandbox: SandboxKernel | None = None
     _pool: SandboxPool | None = None
 
@@ -52,13 +56,18 @@ class Session:
         policy: SandboxPolicy,
         listener: Listener | None = None,
         data_section: str = "",
+        approvals: Approvals | None = None,
+        budget: Budget | None = None,
     ) -> CodeAgentResult:
         """Run one prompt, continuing the conversation."""
-        agent = Agent(client, self.sandbox(policy), self.registry, settings, listener)
+        agent = Agent(
+            client, self.sandbox(policy), self.registry, settings, listener, approvals=approvals, budget=budget
+        )
         result = agent.run(prompt, history=self.history, data_section=data_section)
         self.calls += 1
         self.usage.add(result.usage)
-        if result.status in ("done", "max_steps"):
+        self.spent_usd += estimate_cost(result.model, result.usage) or 0.0
+        if result.status in ("done", "max_steps", "budget"):
             self.history.extend(conversation_turns(result))
         return result
 

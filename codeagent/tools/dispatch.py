@@ -19,6 +19,8 @@ from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from codeagent.sandbox.host.bridge import BridgeRequest, Pending, Reply, error_reply
 from codeagent.sandbox.protocol import codec
+from codeagent.tools.approval import INTERRUPTED_NOTE, Approvals, ToolDenied, denial_message
+from codeagent.tools.budget import ToolCallLimit
 from codeagent.tools.registry import Tool, ToolArgumentError, ToolRegistry
 
 PREVIEW_CHARS = 300
@@ -35,6 +37,7 @@ class ToolCallRecord:
     duration_s: float = 0.0
     error: str | None = None  # "TypeName: message"
     started_at: float = field(default_factory=time.time)
+    approval: str | None = None  # who let it run or stopped it, for tools that need approval
 
 
 class ToolValueError(TypeError):
@@ -92,14 +95,65 @@ def _call(tool: Tool, kwargs: dict[str, Any]) -> Any:
     return box["value"]
 
 
-class ToolDispatcher:
-    """Serves tool calls for one script; never raises, always replies. Keeps the script's ``set_result``."""
+@dataclass
+class ToolGate:
+    """What a call must pass before its tool runs: the call's tool-call limit, then approval."""
 
-    def __init__(self, registry: ToolRegistry, on_call: Callable[[ToolCallRecord], None] | None = None) -> None:
+    approvals: Approvals | None = None
+    limit: ToolCallLimit | None = None
+
+    def admit(self, tool: Tool, record: ToolCallRecord) -> tuple[BaseException | None, float]:
+        """The exception to raise instead of running the tool (or None), and the seconds spent asking."""
+        if self.limit is not None:
+            over = self.limit.check(tool.name)
+            if over is not None:
+                return over, 0.0
+        waited = 0.0
+        if self.approvals is not None:
+            try:
+                decision = self.approvals.for_tool(tool.name, record.arguments, tool.approve)
+            except KeyboardInterrupt:
+                record.approval = INTERRUPTED_NOTE
+                record.error = f"ToolDenied: {INTERRUPTED_NOTE}"
+                raise
+            if decision is not None:
+                record.approval = decision.note
+                waited = decision.waited_s
+                if not decision.allowed:
+                    return ToolDenied(denial_message(tool.name, decision)), waited
+        if self.limit is not None:
+            self.limit.count()
+        return None, waited
+
+
+class ToolDispatcher:
+    """Serves tool calls for one script; never raises (but Ctrl-C), always replies. Keeps ``set_result``."""
+
+    def __init__(
+        self,
+        registry: ToolRegistry,
+        on_call: Callable[[ToolCallRecord], None] | None = None,
+        gate: ToolGate | None = None,
+    ) -> None:
         self.registry = registry
         self.on_call = on_call
+        self.gate = gate
         self.result_set = False
         self.result_value: Any = None
+        #: Seconds the script waited for a person's answer; the sandbox's wall clock does not count them.
+        self.paused_s = 0.0
+
+    def _admit(self, tool: Tool, record: ToolCallRecord) -> BaseException | None:
+        if self.gate is None:
+            return None
+        try:
+            refusal, waited = self.gate.admit(tool, record)
+        except KeyboardInterrupt:
+            if self.on_call is not None:
+                self.on_call(record)
+            raise
+        self.paused_s += waited
+        return refusal
 
     # -- the bridge --------------------------------------------------------------------------------
 
@@ -127,6 +181,10 @@ class ToolDispatcher:
             kwargs = tool.validate(args)
         except ToolArgumentError as e:
             return self._finish(req_id, record, started, None, TypeError(str(e)))
+        refusal = self._admit(tool, record)
+        if refusal is not None:
+            return self._finish(req_id, record, started, None, refusal)
+        started = time.perf_counter()  # the time spent asking is not the tool's
         if tool.is_async:
             try:
                 coroutine = tool.func(**kwargs)
@@ -185,6 +243,10 @@ class ToolDispatcher:
         start = time.perf_counter()
         try:
             kwargs = tool.validate(args)
+            refusal = self._admit(tool, record)
+            if refusal is not None:
+                raise refusal
+            start = time.perf_counter()
             value_json = encode_value(_call(tool, kwargs))
         except ToolArgumentError as e:
             reply = _error(req_id, "TypeError", str(e))

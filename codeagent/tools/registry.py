@@ -25,7 +25,7 @@ ToolMode = Literal["code", "direct"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Names the sandbox defines next to the tools.
-RESERVED_NAMES = frozenset({"set_result", "ToolError"})
+RESERVED_NAMES = frozenset({"set_result", "ToolError", "ToolDenied", "BudgetExceeded"})
 #: Annotations whose values pydantic returns unchanged (or as an equal copy) when their type matches exactly.
 _SIMPLE: dict[Any, tuple[type, ...]] = {t: (t,) for t in (str, int, float, bool, list, dict)}
 _FastParam = tuple[str, "tuple[type, ...] | type | None", bool, Any]  # name, types (None: any), required, field
@@ -48,6 +48,7 @@ class Tool:
     arguments_model: type[BaseModel]
     mode: ToolMode = "code"
     examples: list[dict[str, Any]] = field(default_factory=list)
+    approve: bool = False  # every call asks the person in the notebook first (codeagent.tools.approval)
     is_async: bool = field(default=False, init=False)
     _fast: list[_FastParam] | None = field(default=None, init=False, repr=False)
 
@@ -158,6 +159,7 @@ def make_tool(
     description: str | None = None,
     mode: ToolMode = "code",
     examples: list[dict[str, Any]] | None = None,
+    approve: bool = False,
 ) -> Tool:
     """Describe ``func`` as a tool (schema from type hints, description from the docstring)."""
     if not callable(func):
@@ -183,6 +185,7 @@ def make_tool(
         arguments_model=model,
         mode=mode,
         examples=list(examples or []),
+        approve=bool(approve),
     )
     for i, example in enumerate(made.examples, 1):
         if not isinstance(example, dict):
@@ -243,6 +246,7 @@ def tool(
     description: str | None = None,
     mode: ToolMode = "code",
     examples: list[dict[str, Any]] | None = None,
+    approve: bool = False,
     registry: ToolRegistry | None = None,
 ) -> Callable[[F], F]: ...
 def tool(
@@ -253,17 +257,20 @@ def tool(
     description: str | None = None,
     mode: ToolMode = "code",
     examples: list[dict[str, Any]] | None = None,
+    approve: bool = False,
     registry: ToolRegistry | None = None,
 ) -> Any:
     """Register a function as a tool the model's script can call.
 
     Use bare (``@tool``) or with options (``@tool(name=..., description=..., mode="direct")``). The function
-    is returned unchanged, so it stays callable from the notebook.
+    is returned unchanged, so it stays callable from the notebook. ``approve=True`` marks a tool with side
+    effects: every call from a script pauses it and asks the person in the notebook (``y`` / ``a`` / ``n``);
+    a denied call raises ``ToolDenied`` in the script.
     """
 
     def register(f: F) -> F:
         (registry if registry is not None else default_registry).add(
-            make_tool(f, name=name, description=description, mode=mode, examples=examples)
+            make_tool(f, name=name, description=description, mode=mode, examples=examples, approve=approve)
         )
         return f
 

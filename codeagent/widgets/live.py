@@ -20,6 +20,8 @@ PHASES = {
     "model_finished": "model answered",
     "script_started": "running the script",
     "script_finished": "script finished",
+    "approval_asked": "waiting for your answer (below)",
+    "tool_call": "running the script",
 }
 
 

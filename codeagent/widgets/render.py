@@ -29,6 +29,7 @@ UNSANDBOXED_WARNING = "unsandboxed: generated code runs with no lockdown layer, 
 STATUS_COLOURS = {
     "done": "#1a7f37",
     "max_steps": "#9a6700",
+    "budget": "#9a6700",
     "error": "#cf222e",
     "interrupted": "#9a6700",
     "running": "#0969da",
@@ -86,6 +87,8 @@ def _calls_table(calls: Iterable[ToolCallRecord], limit: int = 200) -> str:
             if c.error
             else _esc(c.result_preview[:160] + ("…" if len(c.result_preview) > 160 else ""))
         )
+        if c.approval:
+            outcome += f"<div style='color:#57606a'>{_esc(c.approval)}</div>"
         rows.append(
             f"<tr><td style='{CELL}'>{i}</td><td style='{CELL}'><code>{_esc(c.name)}</code></td>"
             f"<td style='{CELL}'><code>{_esc(args[:200])}</code></td><td style='{CELL}'>{outcome}</td>"
@@ -101,6 +104,8 @@ def _calls_table(calls: Iterable[ToolCallRecord], limit: int = 200) -> str:
 def _script_title(run: ScriptRun, n: int) -> str:
     mark = "✓" if run.status == "ok" else "✗"
     err = f" — {_esc(run.error_name)}" if run.error_name else ""
+    if run.status == "denied":
+        return f"✗ Script {n} (step {run.step}): not run — {_esc(run.approval)}"
     return f"{mark} Script {n} (step {run.step}): {len(run.tool_calls)} tool calls, {run.duration_s:.2f} s{err}"
 
 

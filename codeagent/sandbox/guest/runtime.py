@@ -1,10 +1,10 @@
 """The stub side of the bridge, imported inside the sandbox kernel. Standard library (and the codec) only.
 
 ``install(address, token, specs, namespace, max_request_bytes=...)`` defines one function per tool in the
-script's namespace, plus ``set_result`` and ``ToolError``. Calling ``tool(...)`` blocks and returns the value
-(usable anywhere, including in a cell that also uses ``await``); ``await tool.aio(...)`` is the async form, so
-``await asyncio.gather(*[tool.aio(x) for x in xs])`` has all calls in flight at once. A tool that raised on
-the host raises here with the same type name and message.
+script's namespace, plus ``set_result``, ``ToolError``, ``ToolDenied`` and ``BudgetExceeded``. Calling
+``tool(...)`` blocks and returns the value (usable anywhere, including in a cell that also uses ``await``);
+``await tool.aio(...)`` is the async form, so ``await asyncio.gather(*[tool.aio(x) for x in xs])`` has all
+calls in flight at once. A tool that raised on the host raises here with the same type name and message.
 """
 
 from __future__ import annotations
@@ -36,6 +36,20 @@ class ToolError(Exception):
     """Base of exceptions raised by tools on the host whose type is not a Python built-in."""
 
 
+class ToolDenied(ToolError, PermissionError):
+    """A tool call was not allowed: the user said no, the notebook's configuration denies it, or no one could
+    answer. The message says what to do instead."""
+
+
+class BudgetExceeded(ToolError, RuntimeError):
+    """A limit of this call was reached (e.g. the number of tool calls): stop and report what you have."""
+
+
+#: Exceptions the host raises on purpose, defined in the script's namespace under these names.
+_NAMED_ERRORS: dict[str, type[ToolError]] = {"ToolDenied": ToolDenied, "BudgetExceeded": BudgetExceeded}
+ToolDenied.__module__ = BudgetExceeded.__module__ = "tools"  # shown as tools.ToolDenied, like tool errors
+
+
 class BridgeError(ConnectionError):
     """The tool bridge itself failed (connection lost, protocol error)."""
 
@@ -45,6 +59,8 @@ _error_types: dict[tuple[str, str | None], type[BaseException]] = {}
 
 def error_type(name: str, base: str | None = None) -> type[BaseException]:
     """The built-in exception of that name, or a ToolError subclass carrying the name (and built-in ``base``)."""
+    if name in _NAMED_ERRORS:
+        return _NAMED_ERRORS[name]
     builtin = getattr(builtins, name, None)
     if isinstance(builtin, type) and issubclass(builtin, Exception) and _takes_a_message(builtin):
         return builtin
@@ -423,7 +439,8 @@ def install(
 
     set_result.__module__ = "tools"
     namespace["set_result"] = set_result
-    namespace["ToolError"] = ToolError
+    for error in (ToolError, *_NAMED_ERRORS.values()):
+        namespace[error.__name__] = error
     for spec in specs:
         namespace[spec["name"]] = make_stub(client, spec)
 

@@ -338,7 +338,8 @@ class SandboxKernel:
                 if kc.shell_channel.socket in ready:
                     reply = self._drain_shell(msg_id) or reply
                 now = time.perf_counter()
-                if now > deadline:
+                # time spent waiting for a person's approval (ToolDispatcher.paused_s) is not the script's
+                if now > deadline + getattr(handler, "paused_s", 0.0):
                     status, notice = "timeout", self._stop_overrun(msg_id, out)
                     break
                 if now > next_alive_check:
