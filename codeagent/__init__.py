@@ -55,6 +55,9 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magics(CodeAgent(shell=ipython))
     if question_mark_transformer not in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.append(question_mark_transformer)
+    from codeagent.kernel_ext import completion
+
+    completion.install(ipython)
 
 
 def unload_ipython_extension(ipython: Any) -> None:
@@ -70,3 +73,6 @@ def unload_ipython_extension(ipython: Any) -> None:
         ipython.magics_manager.magics[kind].pop("codeagent", None)
     if question_mark_transformer in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.remove(question_mark_transformer)
+    from codeagent.kernel_ext import completion
+
+    completion.uninstall(ipython)

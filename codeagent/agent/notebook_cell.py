@@ -117,8 +117,8 @@ def _scan(tree: ast.Module, usage: _Usage) -> None:
         elif isinstance(node, ast.Attribute) and node.attr == "aio" and isinstance(node.value, ast.Name):
             usage.aio.add(node.value.id)
     for statement in tree.body:
-        for node in _module_level_names(statement):
-            usage.module_assigned.setdefault(node)
+        for name in _module_level_names(statement):
+            usage.module_assigned.setdefault(name)
 
 
 def _module_level_names(statement: ast.stmt) -> Iterable[str]:
@@ -277,7 +277,7 @@ def _rewrite(code: str, tree: ast.Module, renames: Mapping[str, str], variable: 
     offsets = [0]
     for line in source.splitlines(keepends=True):
         offsets.append(offsets[-1] + len(line))
-    assigned = set()
+    assigned: set[str] = set()
     _scan_assigned(tree, assigned)
     rewriter = _Rewriter(offsets, renames, variable, set_result_free="set_result" not in assigned)
     rewriter.visit(tree)

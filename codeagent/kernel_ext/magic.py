@@ -196,7 +196,7 @@ class CodeAgent(Magics, Configurable):
                 print("codeagent: started a new conversation" + (" with a fresh sandbox." if args.reset else "."))
                 return None
             raise UsageError("%codeagent needs a question, e.g. %codeagent How many rows are in df?")
-        namespace = self.shell.user_ns if self.shell else {}
+        namespace: dict[str, Any] = self.shell.user_ns if self.shell else {}
         prompt, mentioned = take_mentions(prompt, namespace, reserved=self._tool_names())
         prompt = expand_prompt(prompt, namespace)
         settings = AgentSettings(
@@ -250,12 +250,13 @@ class CodeAgent(Magics, Configurable):
 
     def _insert_cell(self, result: CodeAgentResult, variable: str) -> None:
         """``--cell``: the scripts as a new cell below (IPython's ``set_next_input`` payload)."""
+        shell: Any = self.shell
         try:
-            source = result.cell_source(variable, registry=self.session.registry, namespace=self.shell.user_ns)
+            source = result.cell_source(variable, registry=self.session.registry, namespace=shell.user_ns)
         except CellError as e:
             print(f"codeagent: --cell: {e}.", file=sys.stderr)
             return
-        self.shell.set_next_input(source, replace=False)
+        shell.set_next_input(source, replace=False)
 
     def _notebook_context(self, handed: list[str]) -> str:
         """The system-prompt section naming the notebook's data variables (``notebook_context``)."""

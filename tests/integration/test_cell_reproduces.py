@@ -151,6 +151,14 @@ def test_data_analysis_cell_reproduces_output_and_result(kernel: Kernel, model_s
     )
     assert check.split() == ["True", "True", "False", "2", "0"]
 
+    # result.to_cell() makes the same cell for a finished result, under another name
+    reply, shown = kernel.ok("res.to_cell('again')")
+    assert shown == ""  # nothing echoed: the cell itself appears below
+    again = inserted_cell(reply)
+    assert "# It overwrites these notebook variables: by_region, top, row, region." in again  # the cell ran
+    expected = source.replace("top_regions = top", "again = top").replace("`top_regions = ...`", "`again = ...`")
+    assert [line for line in again.splitlines() if "overwrites" not in line] == expected.splitlines()
+
 
 # -- mentions and notebook context, through the magic in an InteractiveShell ----------------------------
 
@@ -175,6 +183,20 @@ def ask(shell: Any, server: MessagesServer, line: str) -> tuple[Any, dict[str, A
 
 def system_of(body: dict[str, Any]) -> str:
     return "\n".join(block["text"] for block in body["system"])
+
+
+def test_cell_without_a_script_says_so(
+    shell: Any, model_server: MessagesServer, registry: Any, fresh_conversation: None
+) -> None:
+    model_server.add_turns(text_turn("No code needed: 42."))
+    shell.rl_next_input = None
+    with capture_output() as captured:
+        result = shell.run_line_magic("codeagent", "--cell What is six times seven?")
+    assert result.answer == "No code needed: 42."
+    assert "--cell: this call ran no script that succeeded" in captured.stderr
+    assert shell.rl_next_input is None
+    with pytest.raises(Exception, match="--cell takes a variable name"):
+        shell.run_line_magic("codeagent", "--cell=not-a-name What?")
 
 
 def test_mention_behaves_like_data(

@@ -215,3 +215,25 @@ def test_cell_option_never_eats_the_question() -> None:
     assert parser.parse_args(tokens).cell == "result"
     tokens, prompt = split_options("--cell=total --data df Sum it", parser)
     assert parser.parse_args(tokens).cell == "total" and prompt == "Sum it"
+
+
+# -- tab completion after @ -------------------------------------------------------------------------------
+
+
+def test_at_completes_data_variables_in_codeagent_questions_only(shell: Any) -> None:
+    from IPython.core.completer import provisionalcompleter
+
+    shell.user_ns.update({"sales": pd.DataFrame(), "salary": 3, "sal_fn": len})
+
+    def complete(text: str) -> list[str]:
+        with provisionalcompleter():
+            return [c.text for c in shell.Completer.completions(text, len(text))]
+
+    try:
+        assert complete("%codeagent plot @sa") == ["salary", "sales"]
+        assert complete("%%codeagent --data x\nplot @sal") == ["salary", "sales"]
+        assert "sal_fn" in complete("x = sa")  # ordinary code keeps its completions
+        assert "sal_fn" in complete("%codeagent mail bob@sa")  # an e-mail address is not a mention
+    finally:
+        for name in ("sales", "salary", "sal_fn"):
+            shell.user_ns.pop(name, None)
