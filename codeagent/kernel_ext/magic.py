@@ -224,7 +224,13 @@ class CodeAgent(Magics, Configurable):
             raise UsageError(str(e)) from None
 
         handed = self._data_names(args, mentioned)
-        data_section = self._hand_over_data(args, handed, policy)
+        try:
+            data_section = self._hand_over_data(args, handed, policy)
+        except UsageError as e:
+            named = [n for n in mentioned if f" {n}:" in str(e)]
+            if not named:
+                raise
+            raise UsageError(f"{e} (mentioned as @{named[0]}; write @@{named[0]} for a literal @)") from None
         context = self._notebook_context(handed)
         if context:
             data_section = f"{data_section}\n\n{context}" if data_section else context
