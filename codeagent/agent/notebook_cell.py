@@ -26,6 +26,8 @@ QUESTION_LINES = 6
 QUESTION_LINE_CHARS = 160
 NAMES_SHOWN = 12
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
+#: Exceptions the sandbox defines, as the built-ins they derive from (the real functions raise their own types).
+SANDBOX_ERRORS = {"ToolError": "Exception", "ToolDenied": "PermissionError", "BudgetExceeded": "RuntimeError"}
 _NESTED = (*_SCOPES, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
 
@@ -220,8 +222,8 @@ class _Rewriter(ast.NodeVisitor):
 
     def visit_Name(self, node: ast.Name) -> None:
         new = self.renames.get(node.id)
-        if new is None and node.id == "ToolError" and isinstance(node.ctx, ast.Load):
-            new = "Exception"
+        if new is None and isinstance(node.ctx, ast.Load):
+            new = SANDBOX_ERRORS.get(node.id)
         if new is not None:
             start, end = self.span(node)
             self.edits.append(_Edit(start, end, new))
@@ -334,6 +336,9 @@ def _header(
     )
     if tools:
         lines.append(f"# Tools are your real @tool functions: {_names(t.name for t in tools)}.")
+    approved = [t.name for t in tools if t.approve]
+    if approved:
+        lines.append(f"# No approval is asked for {_names(approved)} here: running this cell is your approval.")
     tool_names = {t.name for t in tools}
     reads = [
         n

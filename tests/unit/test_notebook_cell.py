@@ -237,3 +237,13 @@ def test_at_completes_data_variables_in_codeagent_questions_only(shell: Any) -> 
     finally:
         for name in ("sales", "salary", "sal_fn"):
             shell.user_ns.pop(name, None)
+
+
+def test_sandbox_exceptions_and_approvals() -> None:
+    registry = ToolRegistry()
+    tool(double, registry=registry, approve=True)
+    script = "try:\n    print(double(2))\nexcept (ToolDenied, BudgetExceeded, ToolError) as e:\n    print('no', e)\n"
+    source = cell_source(result_of((script, "ok")), registry, {"double": double})
+    assert "except (PermissionError, RuntimeError, Exception) as e:" in source
+    assert "# No approval is asked for double here: running this cell is your approval." in source
+    assert run(source, {"double": double}) == "4\n"
