@@ -78,10 +78,11 @@ class Budget:
         limit = self.limits.max_input_tokens
         if limit is not None and input_tokens(spent) + estimate > limit:
             used = input_tokens(spent)
-            return self._stop(
+            self._stop(
                 f"--max-input-tokens {limit:,}",
                 f"the next model request (≈{estimate:,} input tokens) would pass the limit ({used:,} used)",
             )
+            return None
         room = self._dollars_left(spent)
         if room is None:
             return max_tokens
@@ -92,11 +93,12 @@ class Budget:
         input_cost = (estimate_cost(self.model, last_input) or 0.0) + added * price_in * CACHE_WRITE
         output_room = math.floor((left - input_cost) / price_out)
         if output_room < min(MIN_OUTPUT_TOKENS, max_tokens):
-            return self._stop(
+            self._stop(
                 label,
                 f"the next model request (≈{estimate:,} input tokens and at least {min(MIN_OUTPUT_TOKENS, max_tokens)}"
                 f" output tokens) could cost more than the ${max(left, 0):.4f} left",
             )
+            return None
         return min(max_tokens, output_room)
 
     def after_request(self, usage: object, request_chars: int) -> None:

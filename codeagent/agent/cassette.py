@@ -148,8 +148,8 @@ def _system_text(blocks: list[Any]) -> str:
 
 
 def _tools_difference(expected: list[dict[str, Any]], got: list[dict[str, Any]]) -> str:
-    before = {t.get("name"): t for t in expected}
-    after = {t.get("name"): t for t in got}
+    before = {str(t.get("name")): t for t in expected}
+    after = {str(t.get("name")): t for t in got}
     if set(before) != set(after):
         added, removed = sorted(set(after) - set(before)), sorted(set(before) - set(after))
         parts = [

@@ -8,13 +8,12 @@ through the real transport and hands each successful turn to the cassette.
 from __future__ import annotations
 
 import importlib
+import importlib.metadata
 import json
 import re
 from collections.abc import Iterator
 from types import ModuleType
-from typing import Any
-
-import anthropic
+from typing import TYPE_CHECKING, Any
 
 from codeagent.agent.cassette import Cassette, CassetteError
 from codeagent.agent.sse import sse_events, sse_line
@@ -76,22 +75,25 @@ def _apply_delta(block: dict[str, Any], partial: dict[int, str], index: int, del
 
 
 def http_module() -> ModuleType:
-    """The HTTP package the installed SDK is built on (``httpx2`` in recent releases, ``httpx`` before)."""
-    for cls in anthropic.DefaultHttpxClient.__mro__:
-        root = cls.__module__.partition(".")[0]
-        if root in ("httpx", "httpx2"):
-            return importlib.import_module(root)
-    return importlib.import_module("httpx")
+    """The HTTP package the installed SDK is built on (``httpx2`` in recent releases, ``httpx`` before), read
+    from the SDK's declared requirements. ``tests/unit/test_dependency_seams.py`` checks the SDK's client is
+    built on it."""
+    requirements = importlib.metadata.requires("anthropic") or []
+    names = {re.split(r"[\s<>=!~;\[(]", r, maxsplit=1)[0].lower() for r in requirements}
+    return importlib.import_module("httpx2" if "httpx2" in names else "httpx")
 
 
-_http = http_module()
+if TYPE_CHECKING:
+    import httpx2 as _http
+else:
+    _http = http_module()
 
 
 def _is_messages(request: Any) -> bool:
     return request.method == "POST" and request.url.path.rstrip("/").endswith("/v1/messages")
 
 
-class ReplayTransport(_http.BaseTransport):  # type: ignore[name-defined,misc]
+class ReplayTransport(_http.BaseTransport):
     """Answers ``POST /v1/messages`` from a cassette; opens no connection, needs no key."""
 
     def __init__(self, cassette: Cassette) -> None:
@@ -112,7 +114,7 @@ class ReplayTransport(_http.BaseTransport):  # type: ignore[name-defined,misc]
         return _http.Response(200, headers=headers, content=json.dumps(message).encode(), request=request)
 
 
-class _TeeStream(_http.SyncByteStream):  # type: ignore[name-defined,misc]
+class _TeeStream(_http.SyncByteStream):
     """Passes a response body through as it arrives and hands the whole of it over once it is complete."""
 
     def __init__(self, inner: Any, on_complete: Any) -> None:
@@ -130,7 +132,7 @@ class _TeeStream(_http.SyncByteStream):  # type: ignore[name-defined,misc]
         self._inner.close()
 
 
-class RecordingTransport(_http.BaseTransport):  # type: ignore[name-defined,misc]
+class RecordingTransport(_http.BaseTransport):
     """Sends requests through ``inner`` (the real transport) and saves each successful model turn."""
 
     def __init__(self, cassette: Cassette, inner: Any = None) -> None:

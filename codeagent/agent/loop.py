@@ -4,10 +4,19 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import anthropic
+from anthropic.types import (
+    ContentBlockParam,
+    Message,
+    MessageParam,
+    TextBlockParam,
+    ToolResultBlockParam,
+    ToolUnionParam,
+    ToolUseBlock,
+)
+from pydantic import BaseModel, ConfigDict, Field
 
 from codeagent.agent.budget import Budget
 from codeagent.agent.client import describe_api_error
@@ -37,12 +46,17 @@ class Sandbox(Protocol):
     def execute(self, code: str, handler: Any, *, on_output: Any = None, on_display: Any = None) -> ExecutionResult: ...
 
 
-@dataclass
-class AgentSettings:
-    model: str = "claude-sonnet-5-5"
-    max_tokens: int = 8192
-    max_steps: int = 10
-    output_chars: int = 20_000
+class AgentSettings(BaseModel):
+    """How the model is asked. Configured through the ``CodeAgent`` traits of the same names."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    model: str = Field("claude-sonnet-5-5", description="Anthropic model name.")
+    max_tokens: int = Field(8192, ge=1, description="max_tokens of each model request.")
+    max_steps: int = Field(10, ge=1, description="Model requests per call before stopping without an answer.")
+    output_chars: int = Field(
+        20_000, ge=200, description="Script output (and direct tool results) shown to the model, then truncated."
+    )
 
 
 class Agent:
@@ -79,7 +93,7 @@ class Agent:
         self,
         prompt: str,
         *,
-        history: list[dict[str, Any]] | None = None,
+        history: list[MessageParam] | None = None,
         data_section: str = "",
     ) -> CodeAgentResult:
         """Ask ``prompt`` (after ``history``) and loop until the model answers or the step limit."""
@@ -89,11 +103,11 @@ class Agent:
         tools = list(self.registry)
         self.sandbox.set_tools([t.spec() for t in tools])
         notes = approval_note(tools, self.approvals) + tool_limit_note(self.budget.tools.limit if self.budget else None)
-        system = [
+        system: list[TextBlockParam] = [
             {"type": "text", "text": system_prompt(tools, data_section, notes), "cache_control": {"type": "ephemeral"}}
         ]
-        api_tools = [EXECUTE_PYTHON_TOOL, *direct_tool_definitions(tools)]
-        messages: list[dict[str, Any]] = [*(history or []), {"role": "user", "content": prompt}]
+        api_tools: list[ToolUnionParam] = [EXECUTE_PYTHON_TOOL, *direct_tool_definitions(tools)]
+        messages: list[MessageParam] = [*(history or []), {"role": "user", "content": prompt}]
         try:
             self._loop(result, system, api_tools, messages)
         except KeyboardInterrupt:
@@ -111,9 +125,9 @@ class Agent:
     def _loop(
         self,
         result: CodeAgentResult,
-        system: list[dict[str, Any]],
-        api_tools: list[dict[str, Any]],
-        messages: list[dict[str, Any]],
+        system: list[TextBlockParam],
+        api_tools: list[ToolUnionParam],
+        messages: list[MessageParam],
     ) -> None:
         s = self.settings
         for step in range(1, s.max_steps + 1):
@@ -121,7 +135,7 @@ class Agent:
             if max_tokens is None:
                 return
             message = self._ask(result, step, system, api_tools, messages, max_tokens)
-            tool_uses = [b for b in message.content if b.type == "tool_use"]
+            tool_uses = [b for b in message.content if isinstance(b, ToolUseBlock)]
             if message.stop_reason != "tool_use" or not tool_uses:
                 result.answer = _text_of(message)
                 result.status = "done"
@@ -145,9 +159,9 @@ class Agent:
     def _room_for_request(
         self,
         result: CodeAgentResult,
-        system: list[dict[str, Any]],
-        api_tools: list[dict[str, Any]],
-        messages: list[dict[str, Any]],
+        system: list[TextBlockParam],
+        api_tools: list[ToolUnionParam],
+        messages: list[MessageParam],
     ) -> int | None:
         """``max_tokens`` for the next request (lowered to what the budget leaves), or None: do not send it."""
         if self.budget is None:
@@ -171,11 +185,11 @@ class Agent:
         self,
         result: CodeAgentResult,
         step: int,
-        system: list[dict[str, Any]],
-        api_tools: list[dict[str, Any]],
-        messages: list[dict[str, Any]],
+        system: list[TextBlockParam],
+        api_tools: list[ToolUnionParam],
+        messages: list[MessageParam],
         max_tokens: int,
-    ) -> Any:
+    ) -> Message:
         s = self.settings
         self._emit("model_started", step)
         started = time.perf_counter()
@@ -200,7 +214,7 @@ class Agent:
         self._emit("model_finished", model_step)
         return message
 
-    def _run_tool(self, result: CodeAgentResult, step: int, block: Any) -> dict[str, Any]:
+    def _run_tool(self, result: CodeAgentResult, step: int, block: ToolUseBlock) -> ToolResultBlockParam:
         """Answer one tool_use block with a tool_result block."""
         if block.name == EXECUTE_PYTHON:
             code = block.input.get("code") if isinstance(block.input, dict) else None
@@ -277,25 +291,26 @@ class Agent:
         return run
 
 
-def _request_chars(system: list[dict[str, Any]], api_tools: list[dict[str, Any]], messages: list[Any]) -> int:
+def _request_chars(system: list[TextBlockParam], api_tools: list[ToolUnionParam], messages: list[Any]) -> int:
     """The size of a request as JSON text (for estimating its tokens before it is sent)."""
     return len(json.dumps([system, api_tools, messages], ensure_ascii=False, default=str))
 
 
-def _text_of(message: Any) -> str:
+def _text_of(message: Message) -> str:
     return "".join(b.text for b in message.content if b.type == "text").strip()
 
 
-def _block_param(block: Any) -> dict[str, Any]:
+def _block_param(block: Any) -> ContentBlockParam:
     if block.type == "text":
         return {"type": "text", "text": block.text}
     if block.type == "tool_use":
         return {"type": "tool_use", "id": block.id, "name": block.name, "input": block.input}
-    return json.loads(block.model_dump_json(exclude_none=True))
+    param: ContentBlockParam = json.loads(block.model_dump_json(exclude_none=True))
+    return param
 
 
-def _tool_result(tool_use_id: str, content: str, is_error: bool) -> dict[str, Any]:
-    block: dict[str, Any] = {"type": "tool_result", "tool_use_id": tool_use_id, "content": content}
+def _tool_result(tool_use_id: str, content: str, is_error: bool) -> ToolResultBlockParam:
+    block: ToolResultBlockParam = {"type": "tool_result", "tool_use_id": tool_use_id, "content": content}
     if is_error:
         block["is_error"] = True
     return block

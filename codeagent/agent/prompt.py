@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+
+from anthropic.types import ToolParam
 
 from codeagent.tools.approval import Approvals, rule_for
 from codeagent.tools.registry import Tool
 
 EXECUTE_PYTHON = "execute_python"
 
-EXECUTE_PYTHON_TOOL: dict[str, Any] = {
+EXECUTE_PYTHON_TOOL: ToolParam = {
     "name": EXECUTE_PYTHON,
     "description": (
         "Run a Python script in the sandboxed kernel. The tool functions listed in the system prompt are "
@@ -95,14 +96,17 @@ def system_prompt(tools: Iterable[Tool], data_section: str = "", extra_notes: st
     return HOW_TO_WORK.format(stubs=tool_stubs(tools).rstrip(), data_section=section, notes=notes)
 
 
-def direct_tool_definitions(tools: Iterable[Tool]) -> list[dict[str, Any]]:
+def direct_tool_definitions(tools: Iterable[Tool]) -> list[ToolParam]:
     """Tools marked ``mode="direct"`` as ordinary Anthropic tool definitions (with ``input_examples``)."""
-    definitions: list[dict[str, Any]] = []
+    definitions: list[ToolParam] = []
     for t in tools:
         if t.mode != "direct":
             continue
-        definition: dict[str, Any] = {"name": t.name, "description": t.description or t.name}
-        definition["input_schema"] = t.input_schema
+        definition: ToolParam = {
+            "name": t.name,
+            "description": t.description or t.name,
+            "input_schema": t.input_schema,
+        }
         if t.examples:
             definition["input_examples"] = [dict(example) for example in t.examples]
         definitions.append(definition)

@@ -13,8 +13,8 @@ from typing import Any, Protocol
 
 from pydantic_core import to_jsonable_python
 
-from codeagent.sandbox.host.bridge import BridgeRequest, Reply, error_reply
 from codeagent.sandbox.protocol import codec
+from codeagent.sandbox.protocol.messages import BridgeRequest, Reply, error_reply
 
 MAX_COLUMNS_SHOWN = 100
 RESERVED = ("set_result", "ToolError", "ToolDenied", "BudgetExceeded")

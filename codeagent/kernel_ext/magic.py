@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import atexit
-import contextlib
 import sys
 from typing import Any
 
@@ -11,10 +10,11 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
-from traitlets import Bool, Dict, Enum, Float, Int, List, TraitError, Unicode, validate
+from traitlets import Bool, Bunch, Dict, Enum, Float, Int, List, TraitError, Unicode, validate
 from traitlets.config import Configurable
 
 from codeagent.agent.budget import Budget, Limits, UnknownPrice
+from codeagent.agent.cassette import MODES as CASSETTE_MODES
 from codeagent.agent.cassette import Cassette, CassetteError, CassetteShelf, make_cassette_client
 from codeagent.agent.client import MissingAPIKey, make_client
 from codeagent.agent.loop import AgentSettings
@@ -28,6 +28,7 @@ from codeagent.kernel_ext.expand import expand_prompt
 from codeagent.kernel_ext.mentions import take_mentions
 from codeagent.kernel_ext.options import split_options
 from codeagent.kernel_ext.session import Session
+from codeagent.kernel_ext.settings import agent_settings, check, sandbox_policy, setting, setting_names
 from codeagent.sandbox.host.info import sandbox_info
 from codeagent.sandbox.host.manager import SandboxError
 from codeagent.sandbox.host.policy import SandboxPolicy
@@ -36,23 +37,33 @@ from codeagent.widgets.live import LiveView
 from codeagent.widgets.render import SECTIONS, UNSANDBOXED_WARNING, render_bundle
 from codeagent.widgets.sanitize import safe_bundle
 
+SETTINGS = setting_names()
+
 
 @magics_class
 class CodeAgent(Magics, Configurable):
     """Ask a question; the model answers by writing one Python script that calls your ``@tool`` functions."""
 
-    model = Unicode("claude-sonnet-5-5", help="Anthropic model name.").tag(config=True)
-    max_steps = Int(10, help="Model requests per call before stopping without an answer.").tag(config=True)
-    max_tokens = Int(8192, help="max_tokens of each model request.").tag(config=True)
-    output_chars = Int(20_000, help="Script output shown to the model, then truncated visibly.").tag(config=True)
+    # The model (AgentSettings) and the sandbox (SandboxPolicy): defaults, limits and help come from those
+    # fields; a value outside a field's limits is refused at %config time.
+    model = setting(AgentSettings, "model")
+    max_steps = setting(AgentSettings, "max_steps")
+    max_tokens = setting(AgentSettings, "max_tokens")
+    output_chars = setting(AgentSettings, "output_chars")  # also SandboxPolicy.output_chars
+    sandbox_mode = setting(SandboxPolicy, "mode")
+    timeout = setting(SandboxPolicy, "wall_seconds")
+    memory_mb = setting(SandboxPolicy, "memory_mb")
+    cpu_seconds = setting(SandboxPolicy, "cpu_seconds")
+    max_processes = setting(SandboxPolicy, "max_processes")
+    max_file_mb = setting(SandboxPolicy, "max_file_mb")
+    max_open_files = setting(SandboxPolicy, "max_open_files")
+    output_hard_bytes = setting(SandboxPolicy, "output_hard_bytes")
+    sandbox_uid = setting(SandboxPolicy, "sandbox_uid")
+    bridge_request_mb = setting(SandboxPolicy, "bridge_request_mb")
+    bridge_reply_mb = setting(SandboxPolicy, "bridge_reply_mb")
+
     base_url = Unicode(
         None, allow_none=True, help="Messages API base URL (default: ANTHROPIC_BASE_URL or Anthropic's)."
-    ).tag(config=True)
-    timeout = Float(120.0, help="Wall-clock seconds one script may run.").tag(config=True)
-    memory_mb = Int(2048, help="Memory limit of the sandbox kernel (MiB).").tag(config=True)
-    cpu_seconds = Int(60, help="CPU seconds one script may use.").tag(config=True)
-    sandbox_mode = Unicode(
-        "auto", help="auto | namespaces | landlock | unsandboxed (no protection: explicit opt-in)."
     ).tag(config=True)
     show = List(Unicode(), default_value=[], help=f"Sections of the final view to open: {', '.join(SECTIONS)}.").tag(
         config=True
@@ -66,8 +77,9 @@ class CodeAgent(Magics, Configurable):
     cassette = Unicode(
         "", help="Cassette (JSON) of recorded model turns, relative to the notebook's directory; '' for none."
     ).tag(config=True)
-    cassette_mode = Unicode(
-        "auto",
+    cassette_mode = Enum(
+        list(CASSETTE_MODES),
+        default_value="auto",
         help="auto (replay the cassette if it exists, else record it) | record | replay (no key, no network) | off.",
     ).tag(config=True)
     notebook_context = Enum(
@@ -108,6 +120,10 @@ class CodeAgent(Magics, Configurable):
             raise TraitError(f"CodeAgent.{proposal['trait'].name} must be >= 0 or None (no limit), not {value}")
         return value
 
+    @validate(*SETTINGS)
+    def _check_setting(self, proposal: Bunch) -> Any:
+        return check(proposal["trait"], proposal["value"])
+
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         Configurable.__init__(self, config=shell.config if shell is not None else None)
         Magics.__init__(self, shell=shell, **kwargs)
@@ -116,19 +132,11 @@ class CodeAgent(Magics, Configurable):
         atexit.register(self.session.close)
         self.cassettes = CassetteShelf()
         if self.warm_start:
-            # an invalid config is reported on first use instead
-            with contextlib.suppress(ValueError):
-                self.session.warm_up(self.policy())
+            self.session.warm_up(self.policy())
 
     def policy(self, **overrides: Any) -> SandboxPolicy:
-        base = SandboxPolicy(
-            mode=self.sandbox_mode,
-            wall_seconds=self.timeout,
-            memory_mb=self.memory_mb,  # type: ignore[arg-type]
-            cpu_seconds=self.cpu_seconds,
-            output_chars=self.output_chars,
-        )
-        return base.merged(**overrides)
+        """The sandbox policy of these settings; non-None ``overrides`` (per-call options) win."""
+        return sandbox_policy(self, **overrides)
 
     @no_var_expand
     @magic_arguments()
@@ -175,7 +183,7 @@ class CodeAgent(Magics, Configurable):
         ``@``. Only what the script prints reaches the model; the answer is shown with the code, every
         tool call and the script output folded underneath.
         """
-        parser = self.codeagent.parser  # type: ignore[attr-defined]
+        parser = self.codeagent.parser
         tokens, prompt = split_options(line, parser)
         args = parser.parse_args(tokens)
         if cell is not None:
@@ -199,18 +207,13 @@ class CodeAgent(Magics, Configurable):
         namespace: dict[str, Any] = self.shell.user_ns if self.shell else {}
         prompt, mentioned = take_mentions(prompt, namespace, reserved=self._tool_names())
         prompt = expand_prompt(prompt, namespace)
-        settings = AgentSettings(
-            model=args.model or self.model,
-            max_tokens=self.max_tokens,
-            max_steps=args.max_steps or self.max_steps,
-            output_chars=self.output_chars,
-        )
-        if settings.max_steps < 1:
+        if args.max_steps is not None and args.max_steps < 1:
             raise UsageError("--max-steps must be at least 1")
         try:
+            settings = agent_settings(self, model=args.model, max_steps=args.max_steps)
             policy = self.policy(wall_seconds=args.timeout)
         except ValueError as e:
-            raise UsageError(f"invalid sandbox setting: {e}") from None
+            raise UsageError(f"invalid setting: {e}") from None
         sections = self._sections(args.show)
         if args.output and not args.output.isidentifier():
             raise UsageError(f"-o needs a variable name, not {args.output!r}")
@@ -246,10 +249,13 @@ class CodeAgent(Magics, Configurable):
             budget=budget,
         )
         if args.output:
-            self.shell.user_ns[args.output] = result
+            self._user_ns()[args.output] = result
         if args.cell is not None:
             self._insert_cell(result, args.cell)
         return result
+
+    def _user_ns(self) -> dict[str, Any]:
+        return self.shell.user_ns if self.shell is not None else {}
 
     def _tool_names(self) -> list[str]:
         return [t.name for t in self.session.registry]
@@ -387,7 +393,7 @@ class CodeAgent(Magics, Configurable):
             return hand_over(
                 self.session.sandbox(policy),
                 names,
-                self.shell.user_ns if self.shell else {},
+                self._user_ns(),
                 sample=args.sample or 0,
                 reserved=[t.name for t in self.session.registry],
             )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import io
 import shlex
 
 
@@ -12,8 +13,7 @@ def split_options(line: str, parser: argparse.ArgumentParser) -> tuple[list[str]
     Only the option part is tokenised, so quotes and apostrophes in the question are never mangled.
     ``--`` ends the options explicitly.
     """
-    # an optional value (nargs="?", e.g. --cell[=NAME]) is taken only as --opt=value: the question follows
-    takes_value = {opt: action.nargs not in (0, "?") for action in parser._actions for opt in action.option_strings}
+    takes_value = option_arity(parser)
     tokens: list[str] = []
     rest = line.lstrip()
     while rest.startswith("-"):
@@ -33,10 +33,23 @@ def split_options(line: str, parser: argparse.ArgumentParser) -> tuple[list[str]
     return tokens, rest.strip()
 
 
+def option_arity(parser: argparse.ArgumentParser) -> dict[str, bool]:
+    """Each option string of ``parser`` → whether it takes a value after a space.
+
+    An optional value (``nargs="?"``, e.g. ``--cell[=NAME]``) is taken only as ``--opt=value``: the question
+    follows.
+
+    argparse has no public list of a parser's options; ``_actions`` is read here and nowhere else
+    (``tests/unit/test_dependency_seams.py`` fails if it changes).
+    """
+    return {opt: action.nargs not in (0, "?") for action in parser._actions for opt in action.option_strings}
+
+
 def _take_value(text: str) -> tuple[str | None, str]:
     if not text:
         return None, ""
-    lexer = shlex.shlex(text, posix=True)
+    stream = io.StringIO(text)
+    lexer = shlex.shlex(stream, posix=True)
     lexer.whitespace_split = True
     lexer.commenters = ""
     try:
@@ -44,5 +57,5 @@ def _take_value(text: str) -> tuple[str | None, str]:
     except ValueError:
         value, _, rest = text.partition(" ")
         return value, rest.lstrip()
-    remaining = lexer.instream.read()
+    remaining = stream.read()  # what the lexer has not consumed
     return value, remaining.lstrip()

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from anthropic.types import MessageParam
+
 from codeagent.agent.budget import Budget
 from codeagent.agent.loop import Agent, AgentSettings
 from codeagent.agent.pricing import estimate_cost
@@ -21,7 +23,7 @@ class Session:
     """State that lives as long as the notebook's kernel (or until ``--reset``)."""
 
     registry: ToolRegistry = field(default_factory=lambda: default_registry)
-    history: list[dict[str, Any]] = field(default_factory=list)
+    history: list[MessageParam] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     calls: int = 0
     spent_usd: float = 0.0  # estimated, at each call's model's prices (for c.CodeAgent.session_budget_usd)
@@ -87,7 +89,7 @@ class Session:
             self._pool = None
 
 
-def conversation_turns(result: CodeAgentResult) -> list[dict[str, Any]]:
+def conversation_turns(result: CodeAgentResult) -> list[MessageParam]:
     """What a follow-up remembers of a call: the prompt, the scripts run and the answer (no data)."""
     scripts = "\n\n".join(f"```python\n{s.code}\n```" for s in result.scripts)
     recap = f"(Scripts I ran:)\n{scripts}\n\n{result.answer}" if scripts else result.answer

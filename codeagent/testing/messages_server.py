@@ -248,18 +248,18 @@ class _Handler(BaseHTTPRequestHandler):
         owner = self.server.owner
         item = owner._next_turn()
         if item is None:
-            message = f"no scripted turn left for request #{index}"
-            owner._record_error(message)
-            self._send_json(500, _error_body("api_error", message, request_id))
+            problem = f"no scripted turn left for request #{index}"
+            owner._record_error(problem)
+            self._send_json(500, _error_body("api_error", problem, request_id))
             return
         try:
             turn = self._resolve(item, body)
         except _Stopped:
             raise
         except Exception as exc:  # a scripted callable failed: tell the test, loudly
-            message = f"scripted turn for request #{index} raised {type(exc).__name__}: {exc}"
-            owner._record_error(message)
-            self._send_json(500, _error_body("api_error", message, request_id))
+            problem = f"scripted turn for request #{index} raised {type(exc).__name__}: {exc}"
+            owner._record_error(problem)
+            self._send_json(500, _error_body("api_error", problem, request_id))
             return
         if isinstance(turn, ErrorTurn):
             self._send_json(

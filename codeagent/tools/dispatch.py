@@ -1,7 +1,7 @@
 """Run tool calls that arrive from the sandbox: check, validate, call, encode the result.
 
 :meth:`ToolDispatcher.begin` serves the bridge (values travel as JSON, NumPy arrays and Arrow tables; ``async
-def`` tools come back as :class:`~codeagent.sandbox.host.bridge.Pending` so the bridge runs them concurrently).
+def`` tools come back as :class:`~codeagent.sandbox.protocol.messages.Pending` so the bridge runs them concurrently).
 :meth:`ToolDispatcher.handle` serves direct tool calls from the model (JSON text, run to completion).
 """
 
@@ -17,8 +17,8 @@ from typing import Any
 
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
-from codeagent.sandbox.host.bridge import BridgeRequest, Pending, Reply, error_reply
 from codeagent.sandbox.protocol import codec
+from codeagent.sandbox.protocol.messages import BridgeRequest, Pending, Reply, error_reply
 from codeagent.tools.approval import INTERRUPTED_NOTE, Approvals, ToolDenied, denial_message
 from codeagent.tools.budget import ToolCallLimit
 from codeagent.tools.registry import Tool, ToolArgumentError, ToolRegistry

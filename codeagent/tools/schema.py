@@ -73,7 +73,7 @@ def build_arguments_model(func: Callable[..., Any], tool_name: str) -> tuple[typ
                 kind=p.kind.name,
             )
         )
-    model = create_model(  # type: ignore[call-overload]
+    model = create_model(
         f"{tool_name}_arguments",
         __config__=ConfigDict(extra="forbid", arbitrary_types_allowed=True),
         **fields,

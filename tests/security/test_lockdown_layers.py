@@ -501,20 +501,19 @@ class KernelRun:
     """A jupyter_client kernel started through the launcher (or plainly, for comparison)."""
 
     def __init__(self, box: Sandbox, layers: list[str] | None) -> None:
-        from jupyter_client import KernelManager
-        from jupyter_client.kernelspec import KernelSpec
+        from codeagent.sandbox.host.jupyter import kernel_manager
 
-        self.km = KernelManager(transport="ipc")
-        self.km.ip = str(box.run_dir / "k")
-        self.km.connection_file = str(box.run_dir / "kernel.json")
-        kernel_argv = [sys.executable, "-m", "codeagent.sandbox.guest.kernel_entry", "-f", self.km.connection_file]
+        connection_file = str(box.run_dir / "kernel.json")
+        kernel_argv = [sys.executable, "-m", "codeagent.sandbox.guest.kernel_entry", "-f", connection_file]
         if layers is None:
             argv = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
         else:
             spec = box.spec(kernel_argv, layers, memory_mb=2048, max_processes=64, max_open_files=256)
             argv = [*box.launcher_argv()]
             box.write_spec(spec)
-        self.km._kernel_spec = KernelSpec(argv=argv, language="python", display_name="sandbox")
+        self.km = kernel_manager(
+            argv, ip=str(box.run_dir / "k"), connection_file=connection_file, display_name="sandbox"
+        )
         self.env = box.spec([], [])["env"]
         self.log = open(box.root / "kernel.log", "ab")  # noqa: SIM115 - closed in stop()
 

@@ -23,10 +23,8 @@ from collections.abc import Callable
 from typing import Any
 
 from codeagent.sandbox.protocol import codec
+from codeagent.sandbox.protocol.limits import DEFAULT_MAX_REQUEST_BYTES, GUEST_MAX_REPLY_BYTES, MAX_FRAME_PARTS
 
-DEFAULT_MAX_REQUEST_BYTES = 256 * 1024 * 1024
-MAX_REPLY_BYTES = 4 * 1024 * 1024 * 1024
-MAX_PARTS = 1024
 #: How long a blocking call polls for its reply before sleeping (a sleeping virtual CPU is slow to wake);
 #: only with a second CPU for the host to answer on.
 REPLY_SPIN_S = 0.0002 if len(getattr(os, "sched_getaffinity", lambda _: [0, 1])(0)) > 1 else 0.0
@@ -85,7 +83,8 @@ def _takes_a_message(cls: type[BaseException]) -> bool:
 
 
 def _raise_error(head: dict[str, Any]) -> None:
-    err = head.get("error") if isinstance(head.get("error"), dict) else {}
+    raw = head.get("error")
+    err: dict[str, Any] = raw if isinstance(raw, dict) else {}
     base = err.get("base") if isinstance(err.get("base"), str) else None
     exc = error_type(str(err.get("type", "ToolError")), base)(str(err.get("message", "")))
     exc._from_tool = True  # type: ignore[attr-defined]  # raised from a complete reply: the stream is fine
@@ -103,7 +102,7 @@ class _SyncConnection:
         except OSError as e:
             self.sock.close()
             raise BridgeError(f"cannot reach the tool bridge: {e}") from None
-        self.decoder = codec.FrameDecoder(MAX_REPLY_BYTES, MAX_PARTS)
+        self.decoder = codec.FrameDecoder(GUEST_MAX_REPLY_BYTES, MAX_FRAME_PARTS)
         self.ready: list[list[bytearray]] = []
 
     def send(self, buffers: list[codec.Buffer]) -> None:
@@ -153,7 +152,7 @@ class _AsyncChannel:
         self.client = client
         self.loop = loop
         self.sock: socket.socket | None = None
-        self.decoder = codec.FrameDecoder(MAX_REPLY_BYTES, MAX_PARTS)
+        self.decoder = codec.FrameDecoder(GUEST_MAX_REPLY_BYTES, MAX_FRAME_PARTS)
         self.waiting: dict[int, asyncio.Future[list[bytearray]]] = {}
         self.reader: asyncio.Task[None] | None = None
         self.lock = asyncio.Lock()
@@ -219,7 +218,7 @@ class _AsyncChannel:
         if self.sock is not None:
             self.sock.close()
             self.sock = None
-        self.decoder = codec.FrameDecoder(MAX_REPLY_BYTES, MAX_PARTS)
+        self.decoder = codec.FrameDecoder(GUEST_MAX_REPLY_BYTES, MAX_FRAME_PARTS)
 
 
 class BridgeClient:
@@ -252,8 +251,8 @@ class BridgeClient:
                 f"{what}: the request is {size} bytes, more than the bridge accepts ({self.max_request_bytes} "
                 "bytes); send less data per call"
             )
-        if len(parts) > MAX_PARTS:
-            raise ValueError(f"{what}: too many arrays/tables in one call (at most {MAX_PARTS - 3})")
+        if len(parts) > MAX_FRAME_PARTS:
+            raise ValueError(f"{what}: too many arrays/tables in one call (at most {MAX_FRAME_PARTS - 3})")
         return codec.wire_buffers(parts)
 
     def _connection(self) -> _SyncConnection:
@@ -405,7 +404,8 @@ def make_stub(client: BridgeClient, spec: dict[str, Any]) -> Callable[..., Any]:
     async def aio(*args: Any, **kwargs: Any) -> Any:
         return await client.arequest(head, arguments(args, kwargs), what)
 
-    for f, suffix in ((stub, ""), (aio, ".aio")):
+    functions: tuple[tuple[Callable[..., Any], str], ...] = ((stub, ""), (aio, ".aio"))
+    for f, suffix in functions:
         f.__name__ = name
         f.__qualname__ = name + suffix
         f.__doc__ = spec.get("doc") or None
@@ -439,7 +439,8 @@ def install(
 
     set_result.__module__ = "tools"
     namespace["set_result"] = set_result
-    for error in (ToolError, *_NAMED_ERRORS.values()):
+    errors: list[type[ToolError]] = [ToolError, *_NAMED_ERRORS.values()]
+    for error in errors:
         namespace[error.__name__] = error
     for spec in specs:
         namespace[spec["name"]] = make_stub(client, spec)
@@ -466,7 +467,7 @@ def setup(cpu_seconds: int) -> None:
     def on_xcpu(signum: int, frame: Any) -> None:
         raise CPUBudgetExceeded(f"the script used more than {cpu_seconds} s of CPU time")
 
-    def before_cell(*_: Any) -> None:
+    def before_cell(*_event: Any) -> None:
         usage = resource.getrusage(resource.RUSAGE_SELF)
         used = math.ceil(usage.ru_utime + usage.ru_stime)  # RLIMIT_CPU counts whole seconds: never shortchange
         _, hard = resource.getrlimit(resource.RLIMIT_CPU)

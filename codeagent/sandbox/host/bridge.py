@@ -25,81 +25,23 @@ import os
 import selectors
 import socket
 import threading
-from collections.abc import Callable, Coroutine
-from dataclasses import dataclass
-from typing import Any, Protocol
+from collections.abc import Coroutine
+from typing import Any
 
 from codeagent.sandbox.protocol import codec
+from codeagent.sandbox.protocol.limits import DEFAULT_MAX_REPLY_BYTES, DEFAULT_MAX_REQUEST_BYTES, MAX_FRAME_PARTS
+from codeagent.sandbox.protocol.messages import BridgeHandler, BridgeRequest, Pending, Reply, error_reply
 
-DEFAULT_MAX_REQUEST_BYTES = 256 * 1024 * 1024
-DEFAULT_MAX_REPLY_BYTES = 512 * 1024 * 1024
-MAX_PARTS = 1024
+__all__ = ["BridgeHandler", "BridgeRequest", "BridgeServer", "Pending", "Reply", "error_reply"]
+
 MAX_CONNECTIONS = 64
 _SOCKET_BUFFER = 4 * 1024 * 1024
-
-
-class BridgeRequest:
-    """One decoded request frame. ``head`` is ``{"id", "op", "tool"?, "name"?}``; :meth:`value` decodes the body."""
-
-    __slots__ = ("body", "buffers", "head", "id")
-
-    def __init__(self, head: dict[str, Any], body: bytes | bytearray, buffers: list[bytearray] | None = None) -> None:
-        self.head = head
-        self.id = head.get("id")
-        self.body = body
-        self.buffers = buffers or []
-
-    @property
-    def op(self) -> str:
-        op = self.head.get("op", "call")
-        return op if isinstance(op, str) else ""
-
-    def value(self) -> Any:
-        """The body (tool arguments, a result value): JSON, NumPy arrays, Arrow tables. Raises CodecError."""
-        return codec.decode(self.body, self.buffers)
-
-
-class Reply:
-    """A reply ready to send: ``head`` is ``{"id", "ok", "error"?}``, the body is an encoded value."""
-
-    __slots__ = ("body", "buffers", "head")
-
-    def __init__(self, head: dict[str, Any], body: bytes = b"null", buffers: list[codec.Buffer] | None = None) -> None:
-        self.head = head
-        self.body = body
-        self.buffers = buffers or []
-
-    @property
-    def nbytes(self) -> int:
-        return len(self.body) + (sum(codec.nbytes(b) for b in self.buffers) if self.buffers else 0)
-
-
-def error_reply(req_id: Any, type_name: str, message: str, base: str | None = None) -> Reply:
-    """An error for the script; ``base`` names a built-in exception it should also be catchable as."""
-    error = {"type": type_name, "message": message}
-    if base is not None:
-        error["base"] = base
-    return Reply({"id": req_id, "ok": False, "error": error})
-
-
-@dataclass
-class Pending:
-    """An ``async def`` tool call to run on the bridge's event loop; ``finish(value, error)`` builds the reply."""
-
-    coroutine: Coroutine[Any, Any, Any]
-    finish: Callable[[Any, BaseException | None], Reply]
-
-
-class BridgeHandler(Protocol):
-    """What serves the requests (``codeagent.tools.dispatch.ToolDispatcher``)."""
-
-    def begin(self, request: BridgeRequest) -> Reply | Pending: ...
 
 
 class _Connection:
     def __init__(self, sock: socket.socket, max_bytes: int) -> None:
         self.sock = sock
-        self.decoder = codec.FrameDecoder(max_bytes, MAX_PARTS)
+        self.decoder = codec.FrameDecoder(max_bytes, MAX_FRAME_PARTS)
         self.outbox: collections.deque[memoryview] = collections.deque()
         self.closing = False  # close once the outbox is flushed
         self.closed = False
@@ -164,7 +106,7 @@ class BridgeServer:
 
     def fileno(self) -> int:
         """One fd that is readable whenever :meth:`serve_pending` has work (poll it with the kernel's sockets)."""
-        return self._selector.fileno()  # type: ignore[attr-defined, no-any-return]
+        return self._selector.fileno()
 
     @property
     def pending_calls(self) -> int:
@@ -348,7 +290,7 @@ class BridgeServer:
                 reply.head.get("id"),
                 "ValueError",
                 f"the reply of {reply.nbytes} bytes exceeds the bridge limit of {self.max_reply_bytes} bytes "
-                "(SandboxPolicy.max_reply_mb); return less data",
+                "(CodeAgent.bridge_reply_mb); return less data",
             )
         head = reply.head
         req_id = head.get("id")

@@ -20,9 +20,9 @@ from typing import Any, Literal
 
 import zmq
 from jupyter_client import KernelManager
-from jupyter_client.kernelspec import KernelSpec
 
 from codeagent.sandbox.host.bridge import BridgeHandler, BridgeServer
+from codeagent.sandbox.host.jupyter import exit_status, kernel_manager
 from codeagent.sandbox.host.output import OutputCollector, strip_ansi
 from codeagent.sandbox.host.policy import SandboxPolicy
 from codeagent.sandbox.host.reaper import kill_strays, trusted_chain
@@ -158,18 +158,15 @@ class SandboxKernel:
 
     def _start_kernel(self) -> None:
         assert self.run_dir
-        km = KernelManager(transport="ipc")
-        km.ip = os.path.join(self.run_dir, "k")
-        km.connection_file = os.path.join(self.run_dir, "kernel.json")
         launch_path = os.path.join(self.run_dir, "launch.json")
+        km = kernel_manager(
+            [sys.executable, "-m", "codeagent.sandbox.guest.launcher", launch_path],
+            ip=os.path.join(self.run_dir, "k"),
+            connection_file=os.path.join(self.run_dir, "kernel.json"),
+            display_name="codeagent sandbox",
+        )
         with open(launch_path, "w", encoding="utf-8") as f:
             json.dump(self._launch_spec(km.connection_file), f)
-        km._kernel_spec = KernelSpec(
-            argv=[sys.executable, "-m", "codeagent.sandbox.guest.launcher", launch_path],
-            language="python",
-            display_name="codeagent sandbox",
-            interrupt_mode="signal",
-        )
         log = open(os.path.join(self.run_dir, "kernel.log"), "ab")  # noqa: SIM115 - lives with the kernel
         km.start_kernel(env=self._launch_spec(km.connection_file)["env"], stdout=log, stderr=log)
         log.close()
@@ -450,7 +447,7 @@ class SandboxKernel:
         )
 
     def _recover_crash(self) -> str:
-        code = self.km.provisioner.process.returncode if self.km and self.km.provisioner else None  # type: ignore[union-attr]
+        code = exit_status(self.km)
         self.restart()
         how = f" (exit status {code})" if code is not None else ""
         return (

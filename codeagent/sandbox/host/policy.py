@@ -10,7 +10,8 @@ SandboxMode = Literal["auto", "namespaces", "landlock", "unsandboxed"]
 
 
 class SandboxPolicy(BaseModel):
-    """What the sandbox may use. Every field can be set by config (`c.CodeAgent.sandbox_policy`) or per call."""
+    """What the sandbox may use. Every field is a ``CodeAgent`` trait (``c.CodeAgent.memory_mb``; ``mode`` is
+    ``sandbox_mode``, ``wall_seconds`` is ``timeout``); ``--timeout`` overrides ``wall_seconds`` for one call."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -25,7 +26,9 @@ class SandboxPolicy(BaseModel):
     max_processes: int = Field(64, ge=4, description="Processes/threads the sandbox uid may have.")
     max_file_mb: int = Field(100, ge=1, description="Largest file the script may write.")
     max_open_files: int = Field(256, ge=32, description="Open file descriptors.")
-    output_chars: int = Field(20_000, ge=200, description="Script output shown to the model, then truncated.")
+    output_chars: int = Field(
+        20_000, ge=200, description="Script output (and direct tool results) shown to the model, then truncated."
+    )
     output_hard_bytes: int = Field(
         8_000_000, ge=10_000, description="Output kept on the host at most; the rest is counted and dropped."
     )

@@ -369,7 +369,7 @@ def allocate(size: int) -> bytearray | memoryview:
             import numpy as np
         except ImportError:
             return bytearray(size)
-        return memoryview(np.empty(size, np.uint8))
+        return memoryview(np.empty(size, np.uint8))  # type: ignore[arg-type]  # ndarray has the buffer protocol
     return bytearray(size)
 
 
