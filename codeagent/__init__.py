@@ -7,7 +7,12 @@ prints reaches the model.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
+
+# Host-side modules log to named loggers under "codeagent"; nothing is printed unless the notebook configures
+# logging (e.g. logging.getLogger("codeagent").setLevel("INFO") plus a handler).
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
 __all__ = [

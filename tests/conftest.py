@@ -4,16 +4,31 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from codeagent.testing.messages_server import MessagesServer
-from codeagent.tools.registry import default_registry
+from tests.isolation import isolate, leftovers
+
+# Before anything reads them: HOME, the IPython/Jupyter/XDG directories and TMPDIR point into one private folder.
+PRIVATE = isolate()
+
+from codeagent.testing.messages_server import MessagesServer  # noqa: E402
+from codeagent.tools.registry import default_registry  # noqa: E402
 
 # Tests never reach the network: any stray client would fail fast on this address.
 os.environ.pop("ANTHROPIC_API_KEY", None)
 os.environ["ANTHROPIC_BASE_URL"] = "http://127.0.0.1:9"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def nothing_left_behind() -> Iterator[Path]:
+    """The private home of this run; at the end, fails the run if processes or sandbox folders were left."""
+    yield PRIVATE
+    found = leftovers(PRIVATE)  # the folder itself is removed at exit (tests/isolation.py)
+    if found:
+        pytest.fail("the tests left things behind:\n" + "\n".join(found), pytrace=False)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Fixtures for the attack suite: a tightly limited sandbox, the real agent path, and a host worth attacking.
 
-The host side holds: fake secrets in the environment and in files (``~/.ssh``, ``/root``, a notebook
+The host side holds: fake secrets in the environment and in files (``~/.ssh`` of the run's private HOME, a notebook
 directory's ``.env``), loopback TCP/UDP listeners and Unix sockets (path and abstract) that count what reaches
 them, and a real notebook kernel (ipykernel over TCP, connection file in the Jupyter runtime directory) with
 a variable the attacks must not change. ``host.assert_unaffected()`` checks all of it after each attack.

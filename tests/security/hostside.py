@@ -49,12 +49,12 @@ class Canary:
 
 @dataclass
 class Canaries:
-    """Secret files in the host's home, /root and the notebook's directory, and paths that must stay absent."""
+    """Secret files in the host's home (the run's private HOME, see tests/isolation.py) and the notebook's
+    directory, and paths that must stay absent. Nothing is written into the machine's own home or /root."""
 
     token: str
     ssh_key: Canary
     dotenv: Canary
-    root_secret: Canary | None
     startup_dir: Path  # ~/.ipython/profile_default/startup
     forbidden: dict[str, Path] = field(default_factory=dict)  # name -> path the sandbox must not create
     _startup_before: list[str] = field(default_factory=list)
@@ -80,13 +80,6 @@ class Canaries:
         dotenv = Canary(
             notebook_dir / ".env", f"DOTENV-{token}", content=f"OPENAI_API_KEY=sk-DOTENV-{token}\n".encode()
         )
-        root_secret = None
-        if os.geteuid() == 0:
-            root_secret = Canary(
-                Path("/root") / f".codeagent-canary-{token}" / "credentials",
-                f"ROOTSECRET-{token}",
-                content=f"[default]\naws_secret_access_key = ROOTSECRET-{token}\n".encode(),
-            )
         startup = home / ".ipython" / "profile_default" / "startup"
         forbidden = {
             "tmp": Path("/tmp") / f"codeagent-pwned-{token}",
@@ -102,14 +95,14 @@ class Canaries:
             "victim": notebook_dir / f"victim-ran-{token}",
             "thread": notebook_dir / f"thread-wrote-{token}",
         }
-        self = cls(token, ssh, dotenv, root_secret, startup, forbidden, _made_dirs=made)
+        self = cls(token, ssh, dotenv, startup, forbidden, _made_dirs=made)
         for c in self.canaries():
             c.write()
         self._startup_before = sorted(os.listdir(startup))
         return self
 
     def canaries(self) -> list[Canary]:
-        return [c for c in (self.ssh_key, self.dotenv, self.root_secret) if c is not None]
+        return [self.ssh_key, self.dotenv]
 
     def secrets(self) -> list[str]:
         return [c.secret for c in self.canaries()]
@@ -138,9 +131,6 @@ class Canaries:
         for c in self.canaries():
             with contextlib.suppress(OSError):
                 c.path.unlink()
-        if self.root_secret is not None:
-            with contextlib.suppress(OSError):
-                self.root_secret.path.parent.rmdir()
         for d in self._made_dirs:
             shutil.rmtree(d, ignore_errors=True)
 

@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 from IPython.utils.capture import capture_output
 
 from codeagent.sandbox.host.manager import SandboxKernel, python_prefix_paths
@@ -72,21 +71,19 @@ def test_read_ssh_keys(attack: AttackRunner, host: HostGuard) -> None:
 
 
 def test_read_root(attack: AttackRunner, host: HostGuard) -> None:
-    secret = host.canaries.root_secret
-    if secret is None:
-        pytest.skip("the /root canary needs the tests to run as root")
+    # The tests write nothing into the machine's /root: probe what is there (its dotfiles, its listing).
     # /root may only show the path down to the Python prefix (pyenv lives under /root on such machines)
     allowed = {Path(p).relative_to("/root").parts[0] for p in python_prefix_paths() if p.startswith("/root/")}
+    dotfiles = sorted(n for n in _listing("/root") if n.startswith(".") and n not in allowed)[:5]
     a = attack(
-        f"probe('root_secret', lambda: open({str(secret.path)!r}).read())\n"
-        f"probe('root_secret_dir', lambda: os.listdir({str(secret.path.parent)!r}))\n"
         "try:\n    print('ROOTLIST', __import__('json').dumps(sorted(os.listdir('/root'))))\n"
         "except OSError as e:\n    print('ROOTLIST', type(e).__name__)\n"
         "probe('root_bashrc', lambda: len(open('/root/.bashrc').read()))\n"
+        + "".join(f"probe('root_{i}', lambda: os.stat({'/root/' + n!r}))\n" for i, n in enumerate(dotfiles))
     )
-    a.assert_denied("root_secret", READ_DENIED)
-    a.assert_denied("root_secret_dir", READ_DENIED)
     a.assert_denied("root_bashrc", READ_DENIED)
+    for i in range(len(dotfiles)):
+        a.assert_denied(f"root_{i}", READ_DENIED)
     listing = a.output.split("ROOTLIST ", 1)[1].splitlines()[0]
     if listing.startswith("["):
         shown = set(json.loads(listing))
@@ -95,6 +92,13 @@ def test_read_root(attack: AttackRunner, host: HostGuard) -> None:
         assert listing in ("PermissionError", "FileNotFoundError"), listing
     a.assert_no_secret(host.all_secrets())
     host.assert_unaffected()
+
+
+def _listing(path: str) -> list[str]:
+    try:
+        return os.listdir(path)
+    except OSError:
+        return []
 
 
 def test_read_dotenv_in_the_notebook_directory(attack: AttackRunner, host: HostGuard, notebook: NotebookKernel) -> None:

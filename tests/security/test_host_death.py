@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import textwrap
 
 import pytest
@@ -32,7 +34,11 @@ HOST = textwrap.dedent(
 
 @pytest.mark.parametrize("mode", ["auto", "unsandboxed"])
 def test_sandboxes_die_when_the_host_is_killed(mode: str) -> None:
-    host = subprocess.Popen([sys.executable, "-c", HOST, mode], stdout=subprocess.PIPE, text=True)
+    # A killed host cannot remove its sandboxes' run folders: they go to a folder of their own, removed below
+    # (short: the bridge socket's path must fit in sun_path).
+    folder = tempfile.mkdtemp(prefix="killed-")
+    env = {**os.environ, "TMPDIR": folder}
+    host = subprocess.Popen([sys.executable, "-c", HOST, mode], stdout=subprocess.PIPE, text=True, env=env)
     try:
         launchers = [int(p) for p in host.stdout.readline().split()]  # type: ignore[union-attr]
         assert len(launchers) == 2
@@ -45,6 +51,8 @@ def test_sandboxes_die_when_the_host_is_killed(mode: str) -> None:
     finally:
         if host.poll() is None:
             host.kill()
+            host.wait()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_sandboxes_are_shut_down_when_the_host_exits_normally() -> None:

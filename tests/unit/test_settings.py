@@ -72,3 +72,10 @@ def test_a_bad_value_is_refused_when_it_is_set(agent: CodeAgent, name: str, valu
     with pytest.raises(TraitError, match=says):  # as %config and a config file set it
         agent.update_config(Config({"CodeAgent": {name: value}}))
     assert getattr(agent, name) == before
+
+
+def test_a_bad_value_in_a_config_file_fails_the_load() -> None:
+    """Not swallowed at load and reported later: loading the extension with it raises, naming the setting."""
+    config = Config({"CodeAgent": {"warm_start": False, "sandbox_mode": "docker"}})
+    with pytest.raises(TraitError, match="sandbox_mode"):
+        CodeAgent(shell=None, config=config)

@@ -47,3 +47,11 @@ def exit_status(km: KernelManager | None) -> int | None:
     if isinstance(provisioner, LocalProvisioner) and provisioner.process is not None:
         return provisioner.process.poll()
     return None
+
+
+def process_id(km: KernelManager | None) -> int | None:
+    """The pid of the process the manager started (the sandbox's launcher), or None."""
+    provisioner = km.provisioner if km is not None else None
+    if isinstance(provisioner, LocalProvisioner) and provisioner.process is not None:
+        return int(provisioner.process.pid)
+    return None

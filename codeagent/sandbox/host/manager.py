@@ -6,6 +6,7 @@ import base64
 import binascii
 import contextlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -22,11 +23,14 @@ import zmq
 from jupyter_client import KernelManager
 
 from codeagent.sandbox.host.bridge import BridgeHandler, BridgeServer
-from codeagent.sandbox.host.jupyter import exit_status, kernel_manager
+from codeagent.sandbox.host.jupyter import exit_status, kernel_manager, process_id
+from codeagent.sandbox.host.logs import keep_log
 from codeagent.sandbox.host.output import OutputCollector, strip_ansi
 from codeagent.sandbox.host.policy import SandboxPolicy
 from codeagent.sandbox.host.reaper import kill_strays, trusted_chain
 from codeagent.sandbox.protocol.launch_spec import LaunchSpec
+
+log = logging.getLogger(__name__)
 
 ExecStatus = Literal["ok", "error", "timeout", "crashed", "interrupted"]
 
@@ -122,6 +126,13 @@ class SandboxKernel:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     def start(self) -> SandboxKernel:
+        try:
+            return self._start()
+        except BaseException:
+            self.shutdown()  # a sandbox that failed to start leaves no folder behind (its log is kept, see logs)
+            raise
+
+    def _start(self) -> SandboxKernel:
         self.run_dir = tempfile.mkdtemp(prefix="codeagent-")  # mkdtemp makes it 0700
         if self.workspace is None:
             self.workspace = tempfile.mkdtemp(prefix="codeagent-ws-")
@@ -134,6 +145,7 @@ class SandboxKernel:
             max_reply_bytes=self.policy.bridge_reply_mb * 1024 * 1024,
         )
         self._start_kernel()
+        log.info("sandbox started: %s, layers %s", self.run_dir, ", ".join(self.layers) or "none")
         return self
 
     def _launch_spec(self, connection_file: str) -> LaunchSpec:
@@ -167,9 +179,9 @@ class SandboxKernel:
         )
         with open(launch_path, "w", encoding="utf-8") as f:
             json.dump(self._launch_spec(km.connection_file), f)
-        log = open(os.path.join(self.run_dir, "kernel.log"), "ab")  # noqa: SIM115 - lives with the kernel
-        km.start_kernel(env=self._launch_spec(km.connection_file)["env"], stdout=log, stderr=log)
-        log.close()
+        output = open(os.path.join(self.run_dir, "kernel.log"), "ab")  # noqa: SIM115 - lives with the kernel
+        km.start_kernel(env=self._launch_spec(km.connection_file)["env"], stdout=output, stderr=output)
+        output.close()
         kc = km.blocking_client()
         kc.start_channels()
         try:
@@ -177,11 +189,21 @@ class SandboxKernel:
         except RuntimeError as e:
             kc.stop_channels()
             km.shutdown_kernel(now=True)
-            raise SandboxError(f"the sandbox kernel did not start: {e}\n{self.kernel_log()[-2000:]}") from None
+            raise self._start_failed(f"the sandbox kernel did not start: {e}") from None
         self.km, self.kc = km, kc
         self._trusted = trusted_chain(self.launcher_pid())
-        self._setup_runtime()
+        try:
+            self._setup_runtime()
+        except SandboxError as e:
+            raise self._start_failed(str(e)) from None
         self._kernel_threads = _thread_count(self._trusted[-1])
+
+    def _start_failed(self, problem: str) -> SandboxError:
+        """The error for a sandbox that did not come up: the end of its log, and where the whole log was kept."""
+        kept = keep_log(os.path.join(self.run_dir or "", "kernel.log"), "start-failed")
+        where = f"\n(the sandbox's whole log: {kept})" if kept else ""
+        log.error("%s; log kept at %s", problem, kept)
+        return SandboxError(f"{problem}\n{self.kernel_log()[-2000:]}{where}")
 
     def kernel_log(self) -> str:
         try:
@@ -226,8 +248,9 @@ class SandboxKernel:
 
     def launcher_pid(self) -> int:
         """The pid the host started (the launcher); every process of the sandbox is below it."""
-        assert self.km is not None and self.km.provisioner is not None
-        return int(self.km.provisioner.process.pid)  # type: ignore[attr-defined]
+        pid = process_id(self.km)
+        assert pid is not None, "the sandbox is not running"
+        return pid
 
     def end_script(self) -> str | None:
         """Kill and reap every process the last script started; restart the kernel when that fails or the
@@ -439,7 +462,9 @@ class SandboxKernel:
     def _stop_overrun(self, msg_id: str, out: OutputCollector) -> str:
         limit = self.policy.wall_seconds
         if self.interrupt_and_wait(msg_id):
+            log.info("script over its %g s wall clock: interrupted", limit)
             return f"TimeoutError: the script ran longer than {limit:g} s (wall clock) and was interrupted."
+        log.warning("script over its %g s wall clock ignored the interrupt: restarting the sandbox", limit)
         self.restart()
         return (
             f"TimeoutError: the script ran longer than {limit:g} s (wall clock) and ignored the interrupt; "
@@ -448,6 +473,7 @@ class SandboxKernel:
 
     def _recover_crash(self) -> str:
         code = exit_status(self.km)
+        log.warning("the sandbox kernel died during a script (exit status %s): restarting it", code)
         self.restart()
         how = f" (exit status {code})" if code is not None else ""
         return (
