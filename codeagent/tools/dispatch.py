@@ -111,7 +111,8 @@ class ToolGate:
         waited = 0.0
         if self.approvals is not None:
             try:
-                decision = self.approvals.for_tool(tool.name, record.arguments, tool.approve)
+                # a tool source (MCP) marks its tools with the same flag
+                decision = self.approvals.for_tool(tool.name, record.arguments, getattr(tool, "approve", False))
             except KeyboardInterrupt:
                 record.approval = INTERRUPTED_NOTE
                 record.error = f"ToolDenied: {INTERRUPTED_NOTE}"

@@ -132,6 +132,13 @@ def send_email(to: str, subject: str) -> str:
     return f"sent to {to}"
 
 
+@tool(mode="direct", approve=True)
+def post_message(channel: str, text: str) -> str:
+    \"\"\"Post a message to a chat channel (the model calls this one directly).\"\"\"
+    sent.append(channel)
+    return "posted"
+
+
 @tool
 def lookup(key: str) -> int:
     \"\"\"The length of ``key``.\"\"\"

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from codeagent.testing.messages_server import MessagesServer, code_turn, last_tool_result, text_turn
+from codeagent.testing.messages_server import MessagesServer, code_turn, last_tool_result, text_turn, tool_turn
 from codeagent.tools.approval import INTERRUPTED_NOTE, REASON_PROMPT, SCRIPT_PROMPT, TOOL_PROMPT
 from tests.integration.stdin_kernel import TRACE, StdinNotebook, fresh, notebook_with_tools
 
@@ -70,6 +70,18 @@ def test_an_empty_answer_denies(notebook: StdinNotebook) -> None:
         _, trace = ask(notebook, "Mail Ann.", [""])
     assert notebook.value("sent") == []
     assert trace["calls"][0][1] == "denied by you"
+
+
+def test_a_direct_tool_call_is_asked_about_too(notebook: StdinNotebook) -> None:
+    turns = [tool_turn("post_message", {"channel": "#general", "text": "hi"}), text_turn("Not posted.")]
+    with MessagesServer(turns) as server:
+        fresh(notebook, server.url)
+        out, trace = ask(notebook, "Say hi in #general.", ["n"])
+        result_block = server.message_requests[1]["messages"][-1]["content"][0]
+    assert out.prompts == [TOOL_PROMPT]
+    assert notebook.value("sent") == []
+    assert result_block["is_error"] is True and result_block["content"].startswith("ToolDenied: The user denied")
+    assert trace["calls"] == [["post_message", "denied by you", result_block["content"]]]
 
 
 def test_allow_for_the_rest_of_the_call_asks_once_then_again_next_call(notebook: StdinNotebook) -> None:
