@@ -232,12 +232,55 @@ def workshop_direct_answer(body: dict[str, Any]) -> Turn:
     return text_turn(f"**{title}**: {stars:.2f} stars on average from {count} reviews.")
 
 
+CONGRATULATE = """\
+best = None
+for book in list_books():
+    reviews = get_reviews(book["id"])
+    if len(reviews) >= 20:
+        average = sum(r["stars"] for r in reviews) / len(reviews)
+        if best is None or average > best[0]:
+            best = (average, book)
+average, book = best
+try:
+    status = send_email(
+        "authors@bookshop.example",
+        f"Congratulations on {book['title']}",
+        f"Dear {book['author']}, {book['title']} is our best-rated book: {average:.2f} stars on average.",
+    )
+    print("email:", status, "-", book["title"], "by", book["author"])
+except ToolDenied as e:
+    print("email not sent:", e)
+"""
+
+EVERY_AVERAGE = """\
+for book in list_books():
+    reviews = get_reviews(book["id"])
+    print(f"{sum(r['stars'] for r in reviews) / len(reviews):.2f}  {book['title']}")
+"""
+
+
+def workshop_email_answer(body: dict[str, Any]) -> Turn:
+    output = last_output(body)
+    if "email not sent" in output:
+        return text_turn(
+            "I did not send the email: `send_email` needs your approval, and this notebook could not ask you "
+            '(it runs without stdin). To allow it: `%config CodeAgent.approve = {"send_email": "allow"}`.'
+        )
+    title, author = re.search(r"^email: sent - (.+) by (.+)$", output, re.M).groups()  # type: ignore[union-attr]
+    return text_turn(f"Sent the congratulations to authors@bookshop.example: **{title}** by {author}.")
+
+
 WORKSHOP: list[TurnItem] = [
     code_turn(BEST_RATED, text="One script: average the stars of every book with at least 20 reviews."),
     workshop_code_answer,
     tool_turn("list_books", {}, text="First the list of books."),
     workshop_direct_reviews,
     workshop_direct_answer,
+    code_turn(CONGRATULATE, text="Find the best-rated book, then send one email."),
+    workshop_email_answer,
+    code_turn(CONGRATULATE, text="Again, now that it is approved."),
+    workshop_email_answer,
+    code_turn(EVERY_AVERAGE),  # stopped by --max-tool-calls 5: no answer turn follows
 ]
 
 NOTEBOOKS: dict[str, list[TurnItem]] = {
@@ -268,7 +311,11 @@ def make(name: str, turns: list[TurnItem], log: Callable[[str], None] = print) -
         for o in cell.get("outputs", [])
         if "— codeagent:" in str(o.get("data", {}).get("text/plain", ""))
     ]
-    failed = [v for v in views if v.startswith("[") or not v.rstrip().endswith("replayed from cassette")]
+    failed = [
+        v
+        for v in views
+        if (v.startswith("[") and not v.startswith("[budget]")) or not v.rstrip().endswith("replayed from cassette")
+    ]
     if not views or failed:
         raise SystemExit(f"{name}: the offline replay did not answer every question: {failed}")
     nbformat.write(executed, notebook)
