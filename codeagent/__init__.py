@@ -28,16 +28,16 @@ __all__ = [
 if TYPE_CHECKING:
     from codeagent.agent.trace import CodeAgentResult
     from codeagent.sandbox.host.policy import SandboxPolicy
-    from codeagent.tools.approval import ToolDenied
-    from codeagent.tools.budget import BudgetExceeded
+    from codeagent.sandbox.protocol.errors import BudgetExceeded, ToolDenied
     from codeagent.tools.registry import tool
 
 _LAZY = {
     "tool": "codeagent.tools.registry",
     "CodeAgentResult": "codeagent.agent.trace",
     "SandboxPolicy": "codeagent.sandbox.host.policy",
-    "ToolDenied": "codeagent.tools.approval",
-    "BudgetExceeded": "codeagent.tools.budget",
+    # one class on both sides: the host raises it, the sandbox's script catches it (standard library only)
+    "ToolDenied": "codeagent.sandbox.protocol.errors",
+    "BudgetExceeded": "codeagent.sandbox.protocol.errors",
 }
 
 

@@ -15,6 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from codeagent.sandbox.protocol.errors import ToolDenied
+
+__all__ = ["Approvals", "Decision", "NoOneToAsk", "Question", "ToolDenied"]
+
 Rule = Literal["allow", "deny", "ask"]
 RULES: tuple[Rule, ...] = ("allow", "deny", "ask")
 Subject = Literal["tool", "script"]
@@ -23,14 +27,6 @@ TOOL_PROMPT = "Allow this call? [y] once · [a] for the rest of this call · [n]
 SCRIPT_PROMPT = "Run this script? [y] yes · [a] this and every script of this call · [n] no (default): "
 REASON_PROMPT = "Why not? (sent to the model; Enter for no reason): "
 INTERRUPTED_NOTE = "denied: interrupted (Ctrl-C) while asking; the call was stopped"
-
-
-class ToolDenied(PermissionError):
-    """A tool call was not allowed: the person said no, the configuration denies it, or no one could answer.
-
-    Raised inside the script (catchable as ``ToolDenied`` or ``PermissionError``); the message says what
-    to do instead.
-    """
 
 
 class NoOneToAsk(Exception):

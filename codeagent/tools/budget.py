@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
+from codeagent.sandbox.protocol.errors import BudgetExceeded
 
-class BudgetExceeded(RuntimeError):
-    """A limit of the call was reached (``--max-tool-calls``, ``--max-cost``, ``--max-input-tokens``,
-    ``c.CodeAgent.session_budget_usd``). Raised inside the script for a tool call over the limit; the
-    call then stops."""
+__all__ = ["BudgetExceeded", "ToolCallLimit"]
 
 
 class ToolCallLimit:

@@ -105,7 +105,7 @@ def _script_title(run: ScriptRun, n: int) -> str:
     mark = "✓" if run.status == "ok" else "✗"
     err = f" — {_esc(run.error_name)}" if run.error_name else ""
     if run.status == "denied":
-        return f"✗ Script {n} (step {run.step}): not run — {_esc(run.approval)}"
+        return f"✗ Script {n} (step {run.step}): {_esc(run.approval)}"
     return f"{mark} Script {n} (step {run.step}): {len(run.tool_calls)} tool calls, {run.duration_s:.2f} s{err}"
 
 

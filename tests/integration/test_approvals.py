@@ -17,10 +17,13 @@ from codeagent.tools.approval import INTERRUPTED_NOTE, REASON_PROMPT, SCRIPT_PRO
 from tests.integration.stdin_kernel import TRACE, StdinNotebook, fresh, notebook_with_tools
 
 SEND = """
+import codeagent
+
 for to in {addresses!r}:
     try:
         print(send_email(to, "Quarterly report"))
     except ToolDenied as e:
+        assert isinstance(e, codeagent.ToolDenied)  # one class: the predefined name and the package's
         print("DENIED:", type(e).__name__, isinstance(e, PermissionError), e)
 """
 TWO = ["ann@example.com", "bob@example.com"]

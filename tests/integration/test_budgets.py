@@ -23,7 +23,7 @@ CATCHES = """
 try:
     for key in ["a", "bb", "ccc"]:
         print(key, lookup(key))
-except BudgetExceeded as e:
+except __import__("codeagent").BudgetExceeded as e:
     print("BUDGET:", type(e).__name__, isinstance(e, RuntimeError), e)
 """
 USAGE = {"input_tokens": 10_000, "output_tokens": 1_000}  # $0.045 a request at sonnet prices

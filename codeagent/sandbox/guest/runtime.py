@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from codeagent.sandbox.protocol import codec
+from codeagent.sandbox.protocol.errors import NAMED_ERRORS
 from codeagent.sandbox.protocol.limits import DEFAULT_MAX_REQUEST_BYTES, GUEST_MAX_REPLY_BYTES, MAX_FRAME_PARTS
 
 #: How long a blocking call polls for its reply before sleeping (a sleeping virtual CPU is slow to wake);
@@ -34,20 +35,6 @@ class ToolError(Exception):
     """Base of exceptions raised by tools on the host whose type is not a Python built-in."""
 
 
-class ToolDenied(ToolError, PermissionError):
-    """A tool call was not allowed: the user said no, the notebook's configuration denies it, or no one could
-    answer. The message says what to do instead."""
-
-
-class BudgetExceeded(ToolError, RuntimeError):
-    """A limit of this call was reached (e.g. the number of tool calls): stop and report what you have."""
-
-
-#: Exceptions the host raises on purpose, defined in the script's namespace under these names.
-_NAMED_ERRORS: dict[str, type[ToolError]] = {"ToolDenied": ToolDenied, "BudgetExceeded": BudgetExceeded}
-ToolDenied.__module__ = BudgetExceeded.__module__ = "tools"  # shown as tools.ToolDenied, like tool errors
-
-
 class BridgeError(ConnectionError):
     """The tool bridge itself failed (connection lost, protocol error)."""
 
@@ -57,8 +44,8 @@ _error_types: dict[tuple[str, str | None], type[BaseException]] = {}
 
 def error_type(name: str, base: str | None = None) -> type[BaseException]:
     """The built-in exception of that name, or a ToolError subclass carrying the name (and built-in ``base``)."""
-    if name in _NAMED_ERRORS:
-        return _NAMED_ERRORS[name]
+    if name in NAMED_ERRORS:  # raised by codeagent itself (ToolDenied, BudgetExceeded)
+        return NAMED_ERRORS[name]
     builtin = getattr(builtins, name, None)
     if isinstance(builtin, type) and issubclass(builtin, Exception) and _takes_a_message(builtin):
         return builtin
@@ -439,7 +426,7 @@ def install(
 
     set_result.__module__ = "tools"
     namespace["set_result"] = set_result
-    errors: list[type[ToolError]] = [ToolError, *_NAMED_ERRORS.values()]
+    errors: list[type[Exception]] = [ToolError, *NAMED_ERRORS.values()]
     for error in errors:
         namespace[error.__name__] = error
     for spec in specs:
