@@ -82,7 +82,12 @@ class Agent:
         self.budget = budget
         if approvals is not None:
             approvals.on_asked = lambda question: self._emit("approval_asked", question)
-        self.gate = ToolGate(approvals, budget.tools if budget is not None else None)
+        # No gate at all when nothing can be refused: the common tool call pays nothing for approvals.
+        asks = approvals is not None and (
+            bool(approvals.rules) or any(getattr(t, "approve", False) for t in registry)  # MCP tools: the same flag
+        )
+        limit = budget.tools if budget is not None and budget.tools.limit is not None else None
+        self.gate = ToolGate(approvals if asks else None, limit) if asks or limit is not None else None
         self._request_size = 0
 
     def _emit(self, kind: Any, data: Any = None) -> None:

@@ -172,6 +172,18 @@ def test_interrupt_while_asked_denies_and_stops_the_call(notebook: StdinNotebook
     assert trace["status"] == "done" and notebook.value("looked_up") == ["abcdef"]
 
 
+def test_interrupt_while_asked_to_confirm_a_script_stops_the_call(notebook: StdinNotebook) -> None:
+    with MessagesServer([code_turn(LOOKUP), text_turn("never asked")]) as server:
+        fresh(notebook, server.url)
+        out, trace = ask(notebook, "--confirm How long is abcdef?", [lambda nb: nb.interrupt()])
+        requests = len(server.message_requests)
+    assert out.prompts == [SCRIPT_PROMPT]
+    assert requests == 1
+    assert notebook.value("looked_up") == []
+    assert trace["status"] == "interrupted"
+    assert trace["scripts"] == [["interrupted", INTERRUPTED_NOTE]]
+
+
 def test_waiting_for_an_answer_does_not_count_against_the_scripts_wall_clock(notebook: StdinNotebook) -> None:
     def answer_slowly(nb: StdinNotebook) -> str:
         time.sleep(2.5)
