@@ -17,6 +17,23 @@ HEADER = (
 )
 
 
+_DATA_TYPES = {
+    ("pandas", "DataFrame"),
+    ("polars", "DataFrame"),
+    ("pandas", "Series"),
+    ("polars", "Series"),
+    ("numpy", "ndarray"),
+    ("pyarrow", "Table"),
+    ("pyarrow", "RecordBatch"),
+}
+
+
+def is_data(value: Any) -> bool:
+    """A DataFrame, Series, array or table (by type name only: cheap, and imports nothing)."""
+    kind = type(value)
+    return (kind.__module__.partition(".")[0], kind.__name__) in _DATA_TYPES
+
+
 def describe_shape(value: Any) -> str | None:
     """``pandas.DataFrame, 1,000 rows × 4 columns (a, b, …)`` for DataFrames, Series, arrays and Arrow/polars
     tables; None for anything else. Reads only type, shape, dtype and column names."""
@@ -57,18 +74,17 @@ def notebook_context(
     lines: list[str] = []
     more = 0
     for name, value in list(namespace.items()):
-        if name.startswith("_") or name in exclude:
+        if name.startswith("_") or name in exclude or not is_data(value):
+            continue
+        if len(lines) >= max_variables:
+            more += 1
             continue
         try:
             text = describe_shape(value)
         except Exception:  # a half-built or exotic object: leave it out rather than break the call
             continue
-        if text is None:
-            continue
-        if len(lines) < max_variables:
+        if text is not None:
             lines.append(f"- `{name}`: {text}")
-        else:
-            more += 1
     if not lines:
         return ""
     if more:
