@@ -124,6 +124,19 @@ class CodeAgent(Magics, Configurable):
     def _check_setting(self, proposal: Bunch) -> Any:
         return check(proposal["trait"], proposal["value"])
 
+    gateway_url = Unicode(
+        None,
+        allow_none=True,
+        help="Run sandboxes through this Jupyter Kernel / Enterprise Gateway (default: JUPYTER_GATEWAY_URL; "
+        "unset: on this machine).",
+    ).tag(config=True)
+    gateway_token = Unicode(
+        None, allow_none=True, help="Token for the gateway (default: JUPYTER_GATEWAY_AUTH_TOKEN); never printed."
+    ).tag(config=True)
+    gateway_kernel_name = Unicode(
+        "codeagent-sandbox", help="Kernelspec the gateway starts sandboxes from (codeagent's remote launcher)."
+    ).tag(config=True)
+
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         Configurable.__init__(self, config=shell.config if shell is not None else None)
         Magics.__init__(self, shell=shell, **kwargs)
@@ -131,8 +144,17 @@ class CodeAgent(Magics, Configurable):
         # Shut the sandboxes down when the notebook kernel exits (the launcher also watches for a hard death).
         atexit.register(self.session.close)
         self.cassettes = CassetteShelf()
+        self._use_gateway()
         if self.warm_start:
             self.session.warm_up(self.policy())
+
+    def _use_gateway(self) -> None:
+        """Point the session at the configured gateway (or at this machine)."""
+        from codeagent.sandbox.host.gateway.settings import GatewaySettings
+
+        self.session.gateway = GatewaySettings.from_config(
+            self.gateway_url, self.gateway_token, self.gateway_kernel_name
+        )
 
     def policy(self, **overrides: Any) -> SandboxPolicy:
         """The sandbox policy of these settings; non-None ``overrides`` (per-call options) win."""
@@ -191,8 +213,9 @@ class CodeAgent(Magics, Configurable):
         if args.usage:
             print(self.usage_report())
             return None
+        self._use_gateway()
         if args.sandbox_info:
-            print(sandbox_info(self.policy()))
+            print(self._sandbox_info())
             return None
         if args.reset:
             self.session.reset_sandbox()
@@ -399,6 +422,17 @@ class CodeAgent(Magics, Configurable):
             )
         except DataError as e:
             raise UsageError(str(e)) from None
+
+    def _sandbox_info(self) -> str:
+        gateway = self.session.gateway
+        if gateway is None:
+            return sandbox_info(self.policy())
+        from codeagent.sandbox.host.gateway.sandbox import remote_sandbox_info
+
+        try:
+            return remote_sandbox_info(gateway, self.session.sandbox(self.policy()))
+        except SandboxError as e:
+            return f"codeagent sandbox at the gateway {gateway.url}: cannot start one.\n  {e}"
 
     def usage_report(self) -> str:
         """Token usage and estimated cost of this notebook session."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from anthropic.types import MessageParam
 
@@ -17,6 +17,9 @@ from codeagent.sandbox.host.pool import SandboxPool
 from codeagent.tools.approval import Approvals
 from codeagent.tools.registry import ToolRegistry, default_registry
 
+if TYPE_CHECKING:
+    from codeagent.sandbox.host.gateway.settings import GatewaySettings
+
 
 @dataclass
 class Session:
@@ -27,23 +30,36 @@ class Session:
     usage: Usage = field(default_factory=Usage)
     calls: int = 0
     spent_usd: float = 0.0  # estimated, at each call's model's prices (for c.CodeAgent.session_budget_usd)
+    #: Where sandboxes run: None for this machine, else a Kernel / Enterprise Gateway (CodeAgent.gateway_url).
+    gateway: GatewaySettings | None = None
     _sandbox: SandboxKernel | None = None
     _pool: SandboxPool | None = None
+    _pool_gateway: GatewaySettings | None = None
 
     def warm_up(self, policy: SandboxPolicy) -> None:
         """Start sandboxes in the background so a call does not wait for kernel start-up."""
         self._pool_for(policy)
 
     def _pool_for(self, policy: SandboxPolicy) -> SandboxPool:
-        if self._pool is None or self._pool.policy != policy:
+        if self._pool is None or self._pool.policy != policy or self._pool_gateway != self.gateway:
             if self._pool is not None:
                 self._pool.close()
-            self._pool = SandboxPool(policy).fill()
+            self._pool = SandboxPool(policy, factory=self._factory()).fill()
+            self._pool_gateway = self.gateway
         return self._pool
+
+    def _factory(self) -> Any:
+        if self.gateway is None:
+            return None
+        from codeagent.sandbox.host.gateway.sandbox import GatewaySandbox
+
+        gateway = self.gateway
+        return lambda policy: GatewaySandbox(policy, gateway).start()
 
     def sandbox(self, policy: SandboxPolicy) -> SandboxKernel:
         """The running sandbox; a warm one from the pool when none runs or the policy changed."""
-        if self._sandbox is not None and (self._sandbox.policy != policy or not self._sandbox.is_alive()):
+        stale = self._sandbox is not None and getattr(self._sandbox, "settings", None) != self.gateway
+        if self._sandbox is not None and (stale or self._sandbox.policy != policy or not self._sandbox.is_alive()):
             self._sandbox.shutdown()
             self._sandbox = None
         if self._sandbox is None:

@@ -416,7 +416,7 @@ def install(
     global _client
     client = _client
     if client is None or (client.address, client._token) != (address, token.encode()):
-        client = _client = BridgeClient(address, token, max_request_bytes)
+        client = _client = _new_client(address, token, max_request_bytes)
     client.max_request_bytes = max_request_bytes
 
     def set_result(value: Any) -> None:
@@ -431,6 +431,19 @@ def install(
         namespace[error.__name__] = error
     for spec in specs:
         namespace[spec["name"]] = make_stub(client, spec)
+
+
+#: The bridge address of sandboxes behind a gateway: tool calls travel on the kernel's stdin channel.
+STDIN_ADDRESS = "stdin:"
+
+
+def _new_client(address: str, token: str, max_request_bytes: int) -> BridgeClient:
+    if address != STDIN_ADDRESS:
+        return BridgeClient(address, token, max_request_bytes)
+    from codeagent.sandbox.guest import stdin_client
+
+    stdin_client.refuse_script_input()
+    return stdin_client.StdinBridgeClient(token, max_request_bytes, stdin_client.kernel_ask())
 
 
 def load_data(names: list[str], namespace: dict[str, Any]) -> None:

@@ -38,6 +38,34 @@ MAX_CONNECTIONS = 64
 _SOCKET_BUFFER = 4 * 1024 * 1024
 
 
+def parse_request(parts: list[Any], token: bytes, expected_cell: str | None) -> BridgeRequest | Reply:
+    """A request frame checked (token, head, cell), or the error reply saying why it is refused.
+
+    Shared by the socket bridge and the stdin-channel bridge of gateway sandboxes."""
+    if len(parts) < 3:
+        return error_reply(None, "ProtocolError", "malformed request: expected token, head and body")
+    if not hmac.compare_digest(bytes(parts[0]), token):
+        return error_reply(None, "PermissionError", "bad bridge token")
+    try:
+        head = json.loads(codec.text(parts[1]))
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return error_reply(None, "ValueError", "request head is not valid JSON")
+    if not isinstance(head, dict):
+        return error_reply(None, "ValueError", "request head must be a JSON object")
+    req_id = head.get("id")
+    if req_id is not None and type(req_id) is not int:
+        return error_reply(None, "ValueError", "request id must be an integer")
+    cell = head.get("cell")
+    if expected_cell is not None and cell is not None and cell != expected_cell:
+        return error_reply(
+            req_id,
+            "PermissionError",
+            "this call comes from a script that has already finished (e.g. a thread it left running); "
+            "only the running script may call tools",
+        )
+    return BridgeRequest(head, parts[2], parts[3:])
+
+
 class _Connection:
     def __init__(self, sock: socket.socket, max_bytes: int) -> None:
         self.sock = sock
@@ -224,32 +252,10 @@ class BridgeServer:
 
     def _parse(self, parts: list[bytearray]) -> BridgeRequest | Reply:
         """The request, or an error reply when it is malformed or unauthenticated."""
-        if len(parts) < 3:
-            return self._refuse(None, "ProtocolError", "malformed request: expected token, head and body")
-        if not hmac.compare_digest(parts[0], self._token):
-            return self._refuse(None, "PermissionError", "bad bridge token")
-        try:
-            head = json.loads(codec.text(parts[1]))
-        except (UnicodeDecodeError, ValueError, RecursionError):
-            return self._refuse(None, "ValueError", "request head is not valid JSON")
-        if not isinstance(head, dict):
-            return self._refuse(None, "ValueError", "request head must be a JSON object")
-        req_id = head.get("id")
-        if req_id is not None and type(req_id) is not int:
-            return self._refuse(None, "ValueError", "request id must be an integer")
-        cell = head.get("cell")
-        if self.expected_cell is not None and cell is not None and cell != self.expected_cell:
-            return self._refuse(
-                req_id,
-                "PermissionError",
-                "this call comes from a script that has already finished (e.g. a thread it left running); "
-                "only the running script may call tools",
-            )
-        return BridgeRequest(head, parts[2], parts[3:])
-
-    def _refuse(self, req_id: Any, type_name: str, message: str) -> Reply:
-        self.refused += 1
-        return error_reply(req_id, type_name, message)
+        request = parse_request(parts, self._token, self.expected_cell)
+        if isinstance(request, Reply):
+            self.refused += 1
+        return request
 
     def _on_async_done(self, future: concurrent.futures.Future[Any]) -> None:
         """Runs on the worker thread (or the canceller's): hand the result to the magic's thread."""

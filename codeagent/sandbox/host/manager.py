@@ -92,6 +92,29 @@ def sandbox_env(workspace: str) -> dict[str, str]:
     return env
 
 
+def build_launch_spec(
+    policy: SandboxPolicy, connection_file: str, workspace: str, run_dir: str, layers: list[str]
+) -> LaunchSpec:
+    """What the guest launcher applies before it starts the kernel of ``connection_file``."""
+    p = policy
+    return LaunchSpec(
+        argv=[sys.executable, "-m", "codeagent.sandbox.guest.kernel_entry", "-f", connection_file],
+        env=sandbox_env(workspace),
+        workspace=workspace,
+        run_dir=run_dir,
+        readable_paths=python_prefix_paths(),
+        layers=layers,
+        limits={
+            "memory_mb": p.memory_mb,
+            "cpu_seconds": p.cpu_seconds,
+            "max_processes": p.max_processes,
+            "max_file_mb": p.max_file_mb,
+            "max_open_files": p.max_open_files,
+        },
+        uid=p.sandbox_uid if os.geteuid() == 0 else None,
+    )
+
+
 def choose_layers(policy: SandboxPolicy) -> tuple[list[str], list[str]]:
     """Lockdown layers for this machine and the notes explaining any that are missing."""
     from codeagent.sandbox.host.layers import SandboxUnavailable
@@ -150,23 +173,7 @@ class SandboxKernel:
 
     def _launch_spec(self, connection_file: str) -> LaunchSpec:
         assert self.run_dir and self.workspace
-        p = self.policy
-        return LaunchSpec(
-            argv=[sys.executable, "-m", "codeagent.sandbox.guest.kernel_entry", "-f", connection_file],
-            env=sandbox_env(self.workspace),
-            workspace=self.workspace,
-            run_dir=self.run_dir,
-            readable_paths=python_prefix_paths(),
-            layers=self.layers,
-            limits={
-                "memory_mb": p.memory_mb,
-                "cpu_seconds": p.cpu_seconds,
-                "max_processes": p.max_processes,
-                "max_file_mb": p.max_file_mb,
-                "max_open_files": p.max_open_files,
-            },
-            uid=p.sandbox_uid if os.geteuid() == 0 else None,
-        )
+        return build_launch_spec(self.policy, connection_file, self.workspace, self.run_dir, self.layers)
 
     def _start_kernel(self) -> None:
         assert self.run_dir

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable
 
 from codeagent.sandbox.host.manager import SandboxKernel
 from codeagent.sandbox.host.policy import SandboxPolicy
@@ -12,9 +13,13 @@ from codeagent.sandbox.host.policy import SandboxPolicy
 class SandboxPool:
     """Keeps ``size`` started sandboxes for one policy; ``acquire`` hands one out and starts a replacement."""
 
-    def __init__(self, policy: SandboxPolicy, size: int = 1) -> None:
+    def __init__(
+        self, policy: SandboxPolicy, size: int = 1, factory: Callable[[SandboxPolicy], SandboxKernel] | None = None
+    ) -> None:
         self.policy = policy
         self.size = size
+        #: Starts one sandbox (default: a local SandboxKernel; a gateway's for remote sandboxes).
+        self.factory = factory or (lambda policy: SandboxKernel(policy).start())
         self._ready: deque[SandboxKernel] = deque()
         self._starting: list[threading.Thread] = []
         self._errors: list[BaseException] = []
@@ -34,7 +39,7 @@ class SandboxPool:
 
     def _start_one(self) -> None:
         try:
-            kernel = SandboxKernel(self.policy).start()
+            kernel = self.factory(self.policy)
         except BaseException as e:  # reported to whoever asks for a sandbox next
             with self._lock:
                 self._errors.append(e)
