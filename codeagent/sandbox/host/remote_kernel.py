@@ -21,6 +21,7 @@ import argparse
 import contextlib
 import json
 import os
+import select
 import shutil
 import signal
 import subprocess
@@ -121,14 +122,32 @@ def run(connection_file: str) -> int:
 
         for sig in FORWARDED:
             signal.signal(sig, forward)
-        while True:
-            try:
-                return child.wait()
-            except InterruptedError:
-                continue
+        return _wait(child)
     finally:
         shutil.rmtree(run_dir, ignore_errors=True)
         shutil.rmtree(workspace, ignore_errors=True)
+
+
+def _wait(child: subprocess.Popen[bytes]) -> int:
+    """Wait for the kernel; if the gateway that started us dies first, take the kernel down with us (the
+    launcher watches *its* parent, which is this process)."""
+    poller = select.poll()
+    gateway_fd = None
+    with contextlib.suppress(OSError):
+        gateway_fd = os.pidfd_open(os.getppid())
+        poller.register(gateway_fd, select.POLLIN)
+    child_fd = os.pidfd_open(child.pid)
+    poller.register(child_fd, select.POLLIN)
+    while True:
+        try:
+            ready = {fd for fd, _ in poller.poll()}
+        except InterruptedError:
+            continue
+        if child_fd in ready:
+            return child.wait()
+        if gateway_fd is not None and gateway_fd in ready:
+            child.kill()
+            return child.wait()
 
 
 def kernelspec(mode: str = "auto") -> dict[str, Any]:

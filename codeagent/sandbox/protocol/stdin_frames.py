@@ -74,8 +74,9 @@ def parse_more(prompt: str) -> tuple[str, int]:
     return _checked_nonce(nonce), int(index)
 
 
-def reply_chunks(nonce: str, data: bytes, chunk_chars: int = CHUNK_CHARS) -> list[str]:
+def reply_chunks(nonce: str, data: bytes, chunk_chars: int | None = None) -> list[str]:
     """The ``input_reply`` values carrying ``data``: ``nonce:index:count:base64``."""
+    chunk_chars = chunk_chars or CHUNK_CHARS
     text = base64.b64encode(data).decode("ascii")
     pieces = [text[i : i + chunk_chars] for i in range(0, len(text), chunk_chars)] or [""]
     return [f"{nonce}:{i}:{len(pieces)}:{piece}" for i, piece in enumerate(pieces)]

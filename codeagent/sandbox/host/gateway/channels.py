@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import queue
+import secrets
 import threading
 from typing import Any
 
@@ -40,7 +41,8 @@ class KernelChannels:
         except (OSError, websocket.WebSocketException) as e:
             raise GatewayError(f"cannot open the kernel's websocket at the gateway: {e}") from None
         self._ws.settimeout(None)
-        self._session = Session(key=b"", username="codeagent")
+        # the gateway re-signs every message with the kernel's key; this key only keeps jupyter_client quiet
+        self._session = Session(key=secrets.token_bytes(16), username="codeagent")
         self.messages: queue.Queue[Message | None] = queue.Queue(MAX_QUEUED)
         self.dropped = 0
         self.closed = threading.Event()

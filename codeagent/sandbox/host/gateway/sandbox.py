@@ -83,7 +83,10 @@ class GatewaySandbox:
 
     def _connect(self) -> None:
         assert self.kernel_id is not None
-        self._channels = KernelChannels(self._rest.channels_url(self.kernel_id), self._rest.auth_headers)
+        # the gateway completes the websocket handshake only once the kernel answers: allow a whole start-up
+        self._channels = KernelChannels(
+            self._rest.channels_url(self.kernel_id), self._rest.auth_headers, timeout=START_TIMEOUT
+        )
         self._wait_ready()
         self._read_layers()
         self._run_silent(
@@ -266,18 +269,18 @@ class GatewaySandbox:
                         status, notice = "crashed", self._recover_crash("the gateway closed the websocket")
                         break
                     continue
+                channel = msg.get("channel")
+                state = msg["content"].get("execution_state") if msg.get("msg_type") == "status" else None
+                if channel == "iopub" and state in ("restarting", "dead"):  # the gateway's own notice, no parent
+                    status, notice = "crashed", self._recover_crash("the kernel died at the gateway", state)
+                    break
                 if _parent_id(msg) != msg_id:
                     continue
-                channel = msg.get("channel")
                 if channel == "stdin" and msg.get("msg_type") == "input_request":
                     self._answer_input(msg, handler)
                 elif channel == "shell" and msg.get("msg_type") == "execute_reply":
                     reply = msg
                 elif channel == "iopub":
-                    kind = msg.get("msg_type")
-                    if kind == "status" and msg["content"].get("execution_state") in ("restarting", "dead"):
-                        status, notice = "crashed", self._recover_crash("the kernel died at the gateway")
-                        break
                     idle = _take_iopub(msg, out, on_output, on_display) or idle
         except KeyboardInterrupt:
             self.interrupt_and_wait(msg_id)
@@ -333,11 +336,21 @@ class GatewaySandbox:
             "the sandbox was restarted at the gateway, so its variables are gone."
         )
 
-    def _recover_crash(self, why: str) -> str:
+    def _recover_crash(self, why: str, state: str | None = None) -> str:
+        """A fresh kernel after a death: the one the gateway is restarting by itself, else a new one."""
         self._dead = True
         try:
-            self.restart()
-        except SandboxError as e:
+            if state == "restarting":
+                self.restarts += 1
+                self._require_channels().close()
+                self._channels = None
+                try:
+                    self._connect()
+                except (GatewayError, SandboxError):
+                    self.restart()
+            else:
+                self.restart()
+        except (GatewayError, SandboxError) as e:
             return f"SandboxCrashed: {why}, and restarting it failed: {e}"
         return f"SandboxCrashed: {why} during the script; it was restarted, so its variables are gone."
 

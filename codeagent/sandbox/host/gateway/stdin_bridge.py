@@ -27,11 +27,13 @@ class StdinBridge:
         self.expected_cell: str | None = None
         self.refused = 0
         self.calls = 0
+        self.prompts = 0  # input_requests answered (a batch of async calls is one)
         self._chunks: dict[str, list[str]] = {}  # replies too large for one input_reply, by nonce
         self._runner: _AsyncRunner | None = None
 
     def answer(self, prompt: str, handler: BridgeHandler) -> str:
         """The ``input_reply`` value for a bridge prompt (a reply chunk, or a refusal the stub raises)."""
+        self.prompts += 1
         if prompt.startswith(stdin_frames.MORE):
             return self._more(prompt)
         # 4/3 for base64 plus the prefix and nonce
