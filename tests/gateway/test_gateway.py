@@ -27,11 +27,12 @@ from codeagent.sandbox.host.manager import PACKAGE_ROOT, SandboxError
 from codeagent.sandbox.host.policy import SandboxPolicy
 from codeagent.sandbox.protocol import stdin_frames
 from codeagent.sandbox.protocol.launch_spec import ALL_LAYERS
+from codeagent.testing.gateway import Gateway, alive, remote_processes, stop_gateway
 from codeagent.testing.messages_server import MessagesServer, code_turn, last_tool_result, text_turn
 from codeagent.tools import tool
 from codeagent.tools.dispatch import ToolCallRecord, ToolDispatcher
 from codeagent.tools.registry import ToolRegistry, make_tool
-from tests.gateway.conftest import Gateway, alive, remote_processes, start_gateway, stop_gateway
+from tests.gateway.conftest import gateway_or_skip
 
 MONTH = "2026-10"
 
@@ -242,7 +243,7 @@ time.sleep(600)
 def test_no_orphans_after_the_notebook_kernel_is_killed() -> None:
     """The notebook kernel dies without shutting its sandbox down: the gateway culls the unconnected kernel
     (``cull_connected=False``, the recommended setting) and every process of it ends."""
-    gateway = start_gateway(cull_idle_s=3)
+    gateway = gateway_or_skip(cull_idle_s=3)
     try:
         env = {**os.environ, "PYTHONPATH": PACKAGE_ROOT}
         host = subprocess.Popen(
@@ -265,7 +266,7 @@ def test_no_orphans_after_the_notebook_kernel_is_killed() -> None:
 
 
 def test_tcp_gateway_runs_with_the_layers_that_keep_tcp_and_says_what_is_lost() -> None:
-    gateway = start_gateway(transport="tcp")
+    gateway = gateway_or_skip(transport="tcp")
     try:
         registry = _tools()
         settings = GatewaySettings(gateway.url, gateway.token)
