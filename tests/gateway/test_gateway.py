@@ -243,7 +243,7 @@ time.sleep(600)
 def test_no_orphans_after_the_notebook_kernel_is_killed() -> None:
     """The notebook kernel dies without shutting its sandbox down: the gateway culls the unconnected kernel
     (``cull_connected=False``, the recommended setting) and every process of it ends."""
-    gateway = gateway_or_skip(cull_idle_s=3)
+    gateway = gateway_or_skip(cull_idle_s=15)  # longer than a start-up on a loaded machine
     try:
         env = {**os.environ, "PYTHONPATH": PACKAGE_ROOT}
         host = subprocess.Popen(
@@ -256,7 +256,7 @@ def test_no_orphans_after_the_notebook_kernel_is_killed() -> None:
         assert len(pids) >= 3  # remote launcher, guest launcher, init, kernel
         os.kill(host.pid, signal.SIGKILL)
         host.wait()
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + 90
         while time.monotonic() < deadline and (gateway.kernels() or alive(pids)):
             time.sleep(0.5)
         assert gateway.kernels() == []

@@ -260,10 +260,12 @@ class GatewaySandbox:
         try:
             while reply is None or not idle:
                 now = time.perf_counter()
-                if now > deadline:
+                # time spent waiting for a person's approval (ToolDispatcher.paused_s) is not the script's
+                limit = deadline + getattr(handler, "paused_s", 0.0)
+                if now > limit:
                     status, notice = "timeout", self._stop_overrun(msg_id)
                     break
-                msg = channels.get(min(0.1, deadline - now))
+                msg = channels.get(min(0.1, limit - now))
                 if msg is None:
                     if channels.closed.is_set():
                         status, notice = "crashed", self._recover_crash("the gateway closed the websocket")
