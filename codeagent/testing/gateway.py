@@ -51,13 +51,18 @@ class NoGateway(RuntimeError):
     """No jupyter-kernelgateway executable was found."""
 
 
-def gateway_executable() -> str:
-    exe = os.environ.get("CODEAGENT_TEST_KG") or shutil.which("jupyter-kernelgateway")
+#: Where each gateway's executable is named: Kernel Gateway and Enterprise Gateway (each in its own venv).
+EXECUTABLES = {
+    "kg": ("CODEAGENT_TEST_KG", "jupyter-kernelgateway"),
+    "eg": ("CODEAGENT_TEST_EG", "jupyter-enterprisegateway"),
+}
+
+
+def gateway_executable(flavor: str = "kg") -> str:
+    variable, name = EXECUTABLES[flavor]
+    exe = os.environ.get(variable) or shutil.which(name)
     if not exe or not os.path.exists(exe):
-        raise NoGateway(
-            "no Jupyter Kernel Gateway: install jupyter-kernel-gateway in its own venv and set CODEAGENT_TEST_KG "
-            "to its jupyter-kernelgateway (.ci/run does this)"
-        )
+        raise NoGateway(f"no {name}: install it in its own venv and set {variable} to its path (.ci/run does this)")
     return exe
 
 
@@ -67,9 +72,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_gateway(transport: str = "ipc", cull_idle_s: int = 0) -> Gateway:
-    """Start a gateway in a temporary home (its runtime dir, kernelspecs and logs live there)."""
-    exe = gateway_executable()
+def start_gateway(transport: str = "ipc", cull_idle_s: int = 0, flavor: str = "kg") -> Gateway:
+    """Start a gateway in a temporary home (its runtime dir, kernelspecs and logs live there); ``flavor`` "kg"
+    is Jupyter Kernel Gateway, "eg" Enterprise Gateway in local mode."""
+    exe = gateway_executable(flavor)
     root = Path(tempfile.mkdtemp(prefix="kg-test-"))
     prefix = root / "prefix"
     install(prefix=str(prefix))
@@ -86,15 +92,16 @@ def start_gateway(transport: str = "ipc", cull_idle_s: int = 0) -> Gateway:
         # the kernels import codeagent from this checkout, however it is installed
         "PYTHONPATH": PACKAGE_ROOT,
     }
-    argv = [
-        exe,
-        "--KernelGatewayApp.ip=127.0.0.1",
-        f"--KernelGatewayApp.port={port}",
-        f"--KernelGatewayApp.auth_token={token}",
-        "--KernelGatewayApp.env_process_whitelist=PYTHONPATH",
-        "--JupyterWebsocketPersonality.list_kernels=True",  # the tests look for leftover kernels
-        f"--KernelManager.transport={transport}",
-    ]
+    app = "KernelGatewayApp" if flavor == "kg" else "EnterpriseGatewayApp"
+    argv = [exe, f"--{app}.ip=127.0.0.1", f"--{app}.port={port}", f"--{app}.auth_token={token}"]
+    if flavor == "kg":
+        argv += [
+            "--KernelGatewayApp.env_process_whitelist=PYTHONPATH",
+            "--JupyterWebsocketPersonality.list_kernels=True",  # the tests look for leftover kernels
+        ]
+    else:  # these tests run as root, which Enterprise Gateway refuses to start kernels for by default
+        argv += ["--EnterpriseGatewayApp.inherited_envs=PYTHONPATH", "--EnterpriseGatewayApp.unauthorized_users=set()"]
+    argv.append(f"--KernelManager.transport={transport}")
     if cull_idle_s:
         argv += [
             f"--MappingKernelManager.cull_idle_timeout={cull_idle_s}",

@@ -279,3 +279,25 @@ def test_tcp_gateway_runs_with_the_layers_that_keep_tcp_and_says_what_is_lost() 
             assert result.status == "ok" and "42" in result.output
     finally:
         stop_gateway(gateway)
+
+
+def test_enterprise_gateway_in_local_mode() -> None:
+    """Enterprise Gateway (its own venv: it pins an old jupyter_client) runs the same kernelspec with every
+    layer; tool calls, interrupts and the next call work."""
+    gateway = gateway_or_skip(flavor="eg")
+    try:
+        registry = _tools()
+        with GatewaySandbox(SandboxPolicy(wall_seconds=3), GatewaySettings(gateway.url, gateway.token)) as sandbox:
+            assert sandbox.layers == list(ALL_LAYERS)
+            sandbox.set_tools([t.spec() for t in registry])
+            dispatcher = Dispatcher(registry)
+            result = sandbox.execute(
+                "import asyncio\nprint(await asyncio.gather(add.aio(1, 2), double.aio(4)))", dispatcher
+            )
+            assert result.status == "ok" and "[3, 8]" in result.output, result.output
+            stuck = sandbox.execute("import time\nwhile True:\n    time.sleep(0.01)", dispatcher)
+            assert stuck.status == "timeout" and "interrupted" in stuck.output
+            after = sandbox.execute("print(add(1, 1))", dispatcher)
+            assert after.status == "ok" and "2" in after.output
+    finally:
+        stop_gateway(gateway)

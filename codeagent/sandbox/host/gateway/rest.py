@@ -51,10 +51,15 @@ class GatewayClient:
                 f"cannot reach the gateway at {self.url} ({type(e).__name__}): is it running? "
                 "Check CodeAgent.gateway_url / JUPYTER_GATEWAY_URL."
             ) from None
-        if response.status_code in (401, 403):
+        if response.status_code == 401 or (response.status_code == 403 and not _reason(response)):
             raise GatewayError(
                 f"the gateway at {self.url} refused us ({response.status_code}) while trying to {what}: "
                 "check CodeAgent.gateway_token / JUPYTER_GATEWAY_AUTH_TOKEN."
+            )
+        if response.status_code == 403:
+            raise GatewayError(
+                f"the gateway at {self.url} refused to {what} (403): {_reason(response)} "
+                "(if the token is right, ask the gateway's administrator)"
             )
         return response
 
@@ -116,9 +121,10 @@ class GatewayClient:
 
 
 def _reason(response: httpx.Response) -> str:
+    """The gateway's own explanation, if it gave one (never echoed back in full: 200 characters)."""
     try:
         body = response.json()
     except ValueError:
-        return response.text[:200]
+        return response.text.strip()[:200] if "<html" not in response.text[:200].lower() else ""
     reason = body.get("message") or body.get("reason") if isinstance(body, dict) else None
     return str(reason or body)[:200]

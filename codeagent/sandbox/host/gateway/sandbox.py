@@ -10,8 +10,10 @@ channel (:mod:`codeagent.sandbox.host.gateway.stdin_bridge`). It offers what the
 from __future__ import annotations
 
 import ast
+import getpass
 import json
 import logging
+import os
 import secrets
 import time
 from collections.abc import Callable
@@ -79,7 +81,9 @@ class GatewaySandbox:
             "max_file_mb": p.max_file_mb,
             "max_open_files": p.max_open_files,
         }
-        return {"KERNEL_CODEAGENT_LIMITS": json.dumps(limits)}
+        # Enterprise Gateway starts kernels as (and authorizes) KERNEL_USERNAME; Kernel Gateway ignores it
+        user = os.environ.get("KERNEL_USERNAME") or getpass.getuser()
+        return {"KERNEL_CODEAGENT_LIMITS": json.dumps(limits), "KERNEL_USERNAME": user}
 
     def _connect(self) -> None:
         assert self.kernel_id is not None
