@@ -427,10 +427,12 @@ class CodeAgent(Magics, Configurable):
         gateway = self.session.gateway
         if gateway is None:
             return sandbox_info(self.policy())
-        from codeagent.sandbox.host.gateway.sandbox import remote_sandbox_info
+        from codeagent.sandbox.host.gateway.sandbox import GatewaySandbox, remote_sandbox_info
 
         try:
-            return remote_sandbox_info(gateway, self.session.sandbox(self.policy()))
+            sandbox = self.session.sandbox(self.policy())
+            assert isinstance(sandbox, GatewaySandbox)
+            return remote_sandbox_info(gateway, sandbox)
         except SandboxError as e:
             return f"codeagent sandbox at the gateway {gateway.url}: cannot start one.\n  {e}"
 

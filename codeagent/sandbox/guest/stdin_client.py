@@ -98,13 +98,13 @@ class StdinBridgeClient(BridgeClient):
             if isinstance(head, dict):
                 by_id[head.get("id")] = parts
         for req_id, _, future in batch:
-            parts = by_id.get(req_id) or by_id.get(None)
+            found = by_id.get(req_id) or by_id.get(None)
             if future.done():
                 continue
-            if parts is None:
+            if found is None:
                 future.set_exception(BridgeError("the tool bridge sent no reply for this call"))
             else:
-                future.set_result(parts)
+                future.set_result(found)
 
 
 def _value_of(req_id: int, parts: list[Any]) -> Any:

@@ -52,7 +52,7 @@ def policy_from_env(env: dict[str, str]) -> SandboxPolicy:
     mode = env.get("CODEAGENT_SANDBOX_MODE", "auto")
     if mode == "unsandboxed":
         mode = "unsandboxed" if env.get("CODEAGENT_ALLOW_UNSANDBOXED") == "1" else "auto"
-    return SandboxPolicy(mode=mode, **limits)  # type: ignore[arg-type]
+    return SandboxPolicy(mode=mode, **limits)
 
 
 def prepare(connection_file: str, policy: SandboxPolicy, run_dir: str, workspace: str) -> tuple[str, dict[str, Any]]:

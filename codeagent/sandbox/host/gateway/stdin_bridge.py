@@ -93,8 +93,8 @@ class StdinBridge:
                     "(SandboxPolicy.bridge_reply_mb); return less data",
                 )
             head, req_id = reply.head, reply.head.get("id")
-            ok = head.get("ok") is True and len(head) == 2 and type(req_id) is int
-            head_bytes = codec.ok_head(req_id) if ok else json.dumps(head).encode()
+            ok = head.get("ok") is True and len(head) == 2 and isinstance(req_id, int)
+            head_bytes = codec.ok_head(req_id) if ok and isinstance(req_id, int) else json.dumps(head).encode()
             parts = [head_bytes, reply.body, *reply.buffers]
             wire.append(stdin_frames.join(codec.wire_buffers(parts, join_below=0)))
         chunks = stdin_frames.reply_chunks(nonce, b"".join(wire))
