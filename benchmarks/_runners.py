@@ -130,18 +130,16 @@ def run_direct(task: BenchTask, counter: Counter = offline_counts, max_turns: in
             messages.append({"role": "assistant", "content": [_block_param(b) for b in message.content]})
             results = []
             for block in uses:
-                reply = dispatcher.handle({"id": block.id, "tool": block.name, "args": block.input})
+                reply = dispatcher.call(block.id, block.name, block.input)
                 calls += 1
-                content = (
-                    reply["value_json"] if reply["ok"] else f"{reply['error']['type']}: {reply['error']['message']}"
-                )
-                data_chars += len(content) if reply["ok"] else 0
+                content = reply.text if reply.ok else reply.error_text
+                data_chars += len(content) if reply.ok else 0
                 results.append(
                     {
                         "type": "tool_result",
                         "tool_use_id": block.id,
                         "content": content,
-                        **({} if reply["ok"] else {"is_error": True}),
+                        **({} if reply.ok else {"is_error": True}),
                     }
                 )
             messages.append({"role": "user", "content": results})

@@ -32,7 +32,8 @@ from codeagent.agent.trace import CodeAgentResult, Listener, ModelStep, ScriptRu
 from codeagent.sandbox.host.manager import ExecutionResult
 from codeagent.sandbox.host.output import cap_text
 from codeagent.tools.approval import INTERRUPTED_NOTE, Approvals, Decision, script_denial_message
-from codeagent.tools.dispatch import ToolCallRecord, ToolDispatcher, ToolGate
+from codeagent.tools.dispatch import ToolDispatcher, ToolGate
+from codeagent.tools.records import ToolCallRecord
 from codeagent.tools.registry import ToolRegistry
 
 
@@ -234,16 +235,13 @@ class Agent:
         if tool is None or tool.mode != "direct":
             return _tool_result(block.id, f"There is no tool named {block.name!r}.", True)
         calls: list[ToolCallRecord] = []
-        reply = ToolDispatcher(self.registry, calls.append, self.gate).handle(
-            {"id": block.id, "tool": block.name, "args": block.input}
-        )
+        reply = ToolDispatcher(self.registry, calls.append, self.gate).call(block.id, block.name, block.input)
         for call in calls:
             result.direct_calls.append(call)
             self._emit("tool_call", call)
-        if reply["ok"]:
-            return _tool_result(block.id, cap_text(reply["value_json"], self.settings.output_chars), False)
-        error = reply["error"]
-        return _tool_result(block.id, f"{error['type']}: {error['message']}", True)
+        if reply.ok:
+            return _tool_result(block.id, cap_text(reply.text, self.settings.output_chars), False)
+        return _tool_result(block.id, reply.error_text, True)
 
     def _confirm(self, result: CodeAgentResult, step: int, code: str) -> Decision | None:
         """With ``--confirm``: ask before the script runs; a declined script is recorded, not run."""

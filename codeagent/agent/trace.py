@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from codeagent.tools.dispatch import ToolCallRecord
+from codeagent.tools.records import ToolCallRecord
 
 Status = Literal["running", "done", "max_steps", "budget", "error", "interrupted"]
 EventKind = Literal[

@@ -11,10 +11,8 @@ import keyword
 from collections.abc import Iterable, Mapping
 from typing import Any, Protocol
 
-from pydantic_core import to_jsonable_python
-
-from codeagent.sandbox.protocol import codec
-from codeagent.sandbox.protocol.messages import BridgeRequest, Reply, error_reply
+from codeagent.tools.dispatch import ToolDispatcher, UnsendableData
+from codeagent.tools.registry import RESERVED_NAMES
 
 MAX_COLUMNS_SHOWN = 100
 RESERVED = ("set_result", "ToolError", "ToolDenied", "BudgetExceeded")
@@ -64,14 +62,14 @@ def describe_variables(names: Iterable[str], namespace: Mapping[str, Any], sampl
     values = lookup(list(names), namespace)
     if not values:
         return ""
-    blocks = [describe_value(name, value, sample) for name, value in values.items()]
+    blocks = [describe_variable(name, value, sample) for name, value in values.items()]
     return HEADER + "\n\n" + "\n".join(blocks)
 
 
-def describe_value(name: str, value: Any, sample: int = 0) -> str:
+def describe_variable(name: str, value: Any, sample: int = 0) -> str:
     """``- `name`: type, shape`` and its columns/dtypes (and the first ``sample`` rows when asked)."""
     kind = type(value)
-    qualified = codec.type_name(value)
+    qualified = kind.__qualname__ if kind.__module__ == "builtins" else f"{kind.__module__}.{kind.__qualname__}"
     root = kind.__module__.partition(".")[0]
     lines: list[str]
     rows = ""
@@ -159,36 +157,12 @@ def _mapping_text(mapping: dict[Any, Any]) -> str:
 # -- moving the values ------------------------------------------------------------------------------------
 
 
-class DataHandler:
-    """Serves the sandbox's ``load_data`` requests (op ``data``) from pre-encoded values; refuses all else."""
-
-    def __init__(self, encoded: Mapping[str, tuple[bytes, list[codec.Buffer]]]) -> None:
-        self.encoded = encoded
-        self.served: list[str] = []
-
-    def begin(self, request: BridgeRequest) -> Reply:
-        name = request.head.get("name")
-        if request.op != "data" or type(name) is not str or name not in self.encoded:
-            return error_reply(request.id, "PermissionError", "only the --data variables can be fetched now")
-        body, buffers = self.encoded[name]
-        self.served.append(name)
-        return Reply({"id": request.id, "ok": True}, body, buffers)
-
-
-def encode_variables(values: Mapping[str, Any]) -> dict[str, tuple[bytes, list[codec.Buffer]]]:
-    """Each value encoded for the bridge; DataError names a variable whose type cannot travel."""
-    encoded = {}
-    for name, value in values.items():
-        try:
-            encoded[name] = codec.encode(value, fallback=to_jsonable_python)
-        except codec.UnsendableValueError as e:
-            raise DataError(f"--data {name}: {e}") from None
-    return encoded
-
-
 def send_variables(sandbox: _Sandbox, values: Mapping[str, Any]) -> None:
     """Define each variable in the sandbox under its name (a copy, through the bridge)."""
-    handler = DataHandler(encode_variables(values))
+    try:
+        handler = ToolDispatcher.for_data(values)
+    except UnsendableData as e:
+        raise DataError(f"--data {e.name}: {e.reason}") from None
     names = list(values)
     code = (
         "import codeagent.sandbox.guest.runtime as _ca_runtime\n"
@@ -214,7 +188,7 @@ def hand_over(
     names = list(names)
     if sample < 0:
         raise DataError("--sample takes a number of rows (0 or more)")
-    taken = [n for n in names if n in {*reserved, *RESERVED}]
+    taken = [n for n in names if n in {*reserved, *RESERVED_NAMES}]
     if taken:
         raise DataError(f"--data {', '.join(taken)}: the sandbox already has a tool or function of that name")
     values = lookup(names, namespace)

@@ -1,8 +1,10 @@
-"""Run tool calls that arrive from the sandbox: check, validate, call, encode the result.
+"""Run tool calls: check, validate, pass the gate, call, encode the result, record it. One path for all calls.
 
 :meth:`ToolDispatcher.begin` serves the bridge (values travel as JSON, NumPy arrays and Arrow tables; ``async
-def`` tools come back as :class:`~codeagent.sandbox.protocol.messages.Pending` so the bridge runs them concurrently).
-:meth:`ToolDispatcher.handle` serves direct tool calls from the model (JSON text, run to completion).
+def`` tools come back as :class:`~codeagent.sandbox.protocol.messages.Pending` so the bridge runs them
+concurrently; ``load_data`` requests of a ``--data`` hand-over are served from :meth:`ToolDispatcher.for_data`).
+:meth:`ToolDispatcher.call` serves a direct tool call from the model through the same steps, run to completion,
+the value as JSON text. Both answer with a :class:`~codeagent.sandbox.protocol.messages.Reply`.
 """
 
 from __future__ import annotations
@@ -11,33 +13,22 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
 from codeagent.sandbox.protocol import codec
-from codeagent.sandbox.protocol.messages import BridgeRequest, Pending, Reply, error_reply
+from codeagent.sandbox.protocol.messages import BridgeRequest, Pending, Reply, error_reply, ok_reply
 from codeagent.tools.approval import INTERRUPTED_NOTE, Approvals, ToolDenied, denial_message
 from codeagent.tools.budget import ToolCallLimit
+from codeagent.tools.records import ToolCallRecord
 from codeagent.tools.registry import Tool, ToolArgumentError, ToolRegistry
 
+__all__ = ["ToolCallRecord", "ToolDispatcher", "ToolGate", "ToolValueError", "UnsendableData"]
+
 PREVIEW_CHARS = 300
-
-
-@dataclass
-class ToolCallRecord:
-    """One tool call made by a script, as shown in the trace."""
-
-    name: str
-    arguments: dict[str, Any]
-    result_preview: str = ""
-    result_chars: int = 0  # size of the encoded result: JSON characters plus binary bytes
-    duration_s: float = 0.0
-    error: str | None = None  # "TypeName: message"
-    started_at: float = field(default_factory=time.time)
-    approval: str | None = None  # who let it run or stopped it, for tools that need approval
 
 
 class ToolValueError(TypeError):
@@ -62,7 +53,32 @@ def encode_result(value: Any) -> tuple[str, list[codec.Buffer]]:
     return codec.encode_text(value, fallback=to_jsonable_python)
 
 
-def describe_value(value: Any) -> str:
+#: How a value is encoded for where it goes: (JSON text, binary buffers), or ToolValueError.
+Encoder = Callable[[Any, str], tuple[str, list[codec.Buffer]]]
+
+
+def for_sandbox(value: Any, tool_name: str) -> tuple[str, list[codec.Buffer]]:
+    """A result for the script: JSON plus NumPy/Arrow buffers."""
+    try:
+        return encode_result(value)
+    except codec.UnsendableValueError as e:
+        raise ToolValueError(f"{tool_name}() returned a value that cannot be sent to the sandbox: {e}") from None
+
+
+def for_model(value: Any, tool_name: str) -> tuple[str, list[codec.Buffer]]:
+    """A result for the model (a direct tool): JSON text only."""
+    return encode_value(value), []
+
+
+class UnsendableData(ValueError):
+    """A ``--data`` value whose type cannot travel to the sandbox."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        super().__init__(f"{name}: {reason}")
+        self.name, self.reason = name, reason
+
+
+def array_summary(value: Any) -> str:
     """A one-line description of an array or table (for previews), or '' for other values."""
     kind = type(value).__name__
     shape = getattr(value, "shape", None)
@@ -75,24 +91,23 @@ def describe_value(value: Any) -> str:
     return ""
 
 
-def _call(tool: Tool, kwargs: dict[str, Any]) -> Any:
-    if not tool.is_async:
-        return tool.func(**kwargs)
-    # The notebook kernel's own event loop is running on this thread: give the coroutine a loop of its own.
-    box: dict[str, Any] = {}
+def run_to_completion(coroutine: Coroutine[Any, Any, Any], name: str) -> tuple[Any, BaseException | None]:
+    """(value, None) or (None, exception) of a coroutine. The notebook kernel's own event loop is running on
+    this thread: the coroutine gets a loop of its own, in a worker thread."""
+    box: dict[str, Any] = {"value": None, "error": None}
 
     def run() -> None:
         try:
-            box["value"] = asyncio.run(tool.func(**kwargs))
+            box["value"] = asyncio.run(coroutine)
         except BaseException as e:
             box["error"] = e
 
-    worker = threading.Thread(target=run, name=f"codeagent-tool-{tool.name}")
+    worker = threading.Thread(target=run, name=f"codeagent-tool-{name}")
     worker.start()
     worker.join()
-    if "error" in box:
-        raise box["error"]
-    return box["value"]
+    if box["error"] is not None and not isinstance(box["error"], Exception):
+        raise box["error"]  # SystemExit, KeyboardInterrupt: not the tool's answer
+    return box["value"], box["error"]
 
 
 @dataclass
@@ -135,14 +150,30 @@ class ToolDispatcher:
         registry: ToolRegistry,
         on_call: Callable[[ToolCallRecord], None] | None = None,
         gate: ToolGate | None = None,
+        data: Mapping[str, tuple[bytes, list[codec.Buffer]]] | None = None,
     ) -> None:
         self.registry = registry
         self.on_call = on_call
         self.gate = gate
+        #: With ``data``: a ``--data`` hand-over, which serves those values and refuses everything else.
+        self.data = data
+        self.served: list[str] = []
         self.result_set = False
         self.result_value: Any = None
         #: Seconds the script waited for a person's answer; the sandbox's wall clock does not count them.
         self.paused_s = 0.0
+
+    @classmethod
+    def for_data(cls, values: Mapping[str, Any]) -> ToolDispatcher:
+        """Serves the sandbox's ``load_data`` requests for ``values``, encoded now: UnsendableData names the
+        first that cannot travel."""
+        encoded = {}
+        for name, value in values.items():
+            try:
+                encoded[name] = codec.encode(value, fallback=to_jsonable_python)
+            except codec.UnsendableValueError as e:
+                raise UnsendableData(name, str(e)) from None
+        return cls(ToolRegistry(), data=encoded)
 
     def _admit(self, tool: Tool, record: ToolCallRecord) -> BaseException | None:
         if self.gate is None:
@@ -161,56 +192,76 @@ class ToolDispatcher:
     def begin(self, request: BridgeRequest) -> Reply | Pending:
         """Answer a request from the sandbox, or hand back the coroutine of an ``async def`` tool."""
         req_id = request.id
-        head = request.head
-        op = head.get("op", "call")
+        op = request.head.get("op", "call")
+        if self.data is not None:
+            return self._serve_data(request)
         if op != "call":
             if op == "result":
                 return self._set_result(request)
             return error_reply(req_id, "ValueError", f"unknown bridge operation {str(op)[:40]!r}")
-        name = head.get("tool")
+        try:
+            args: Any = {} if request.body == b"{}" and not request.buffers else request.value()
+        except codec.CodecError as e:
+            args = _Undecodable(e)
+        return self._start(req_id, request.head.get("tool"), args, for_sandbox)
+
+    def call(self, tool_use_id: str, name: str, args: Any) -> Reply:
+        """A direct tool call from the model: the same checks, gate and record as a script's call, run to
+        completion; the value is JSON text (``reply.text``)."""
+        outcome = self._start(tool_use_id, name, args, for_model)
+        if isinstance(outcome, Pending):
+            return outcome.finish(*run_to_completion(outcome.coroutine, name))
+        return outcome
+
+    def _start(self, req_id: Any, name: Any, args: Any, encode: Encoder) -> Reply | Pending:
         tool = self.registry.get(name) if type(name) is str else None
         if tool is None:
             return error_reply(req_id, "NameError", f"no tool named {str(name)[:80]!r} is registered")
         started = time.perf_counter()
-        try:
-            args = {} if request.body == b"{}" and not request.buffers else request.value()
-        except codec.CodecError as e:
+        if isinstance(args, _Undecodable):
             record = ToolCallRecord(name=tool.name, arguments={})
-            return self._finish(req_id, record, started, None, TypeError(f"{tool.name}(): arguments: {e}"))
+            error = TypeError(f"{tool.name}(): arguments: {args.error}")
+            return self._finish(req_id, record, started, None, error, encode)
         record = ToolCallRecord(name=tool.name, arguments=args if type(args) is dict else {"_": args})
         try:
             kwargs = tool.validate(args)
         except ToolArgumentError as e:
-            return self._finish(req_id, record, started, None, TypeError(str(e)))
+            return self._finish(req_id, record, started, None, TypeError(str(e)), encode)
         refusal = self._admit(tool, record)
         if refusal is not None:
-            return self._finish(req_id, record, started, None, refusal)
+            return self._finish(req_id, record, started, None, refusal, encode)
         started = time.perf_counter()  # the time spent asking is not the tool's
         if tool.is_async:
             try:
                 coroutine = tool.func(**kwargs)
             except Exception as e:
-                return self._finish(req_id, record, started, None, e)
-            return Pending(coroutine, lambda value, error: self._finish(req_id, record, started, value, error))
+                return self._finish(req_id, record, started, None, e, encode)
+            return Pending(coroutine, lambda value, error: self._finish(req_id, record, started, value, error, encode))
         try:
             value = tool.func(**kwargs)
         except Exception as e:
-            return self._finish(req_id, record, started, None, e)
-        return self._finish(req_id, record, started, value, None)
+            return self._finish(req_id, record, started, None, e, encode)
+        return self._finish(req_id, record, started, value, None, encode)
 
     def _finish(
-        self, req_id: Any, record: ToolCallRecord, started: float, value: Any, error: BaseException | None
+        self,
+        req_id: Any,
+        record: ToolCallRecord,
+        started: float,
+        value: Any,
+        error: BaseException | None,
+        encode: Encoder,
     ) -> Reply:
         reply: Reply
         if error is None:
             try:
-                text, buffers = encode_result(value)
-            except codec.UnsendableValueError as e:
-                error = ToolValueError(f"{record.name}() returned a value that cannot be sent to the sandbox: {e}")
+                text, buffers = encode(value, record.name)
+            except ToolValueError as e:
+                error = e
             else:
-                reply = Reply({"id": req_id, "ok": True}, codec.to_bytes(text), buffers)
+                reply = ok_reply(req_id, codec.to_bytes(text), buffers)
                 record.result_chars = len(text) + (sum(codec.nbytes(b) for b in buffers) if buffers else 0)
-                record.result_preview = (buffers and describe_value(value)) or text[:PREVIEW_CHARS]
+                record.result_preview = (buffers and array_summary(value)) or text[:PREVIEW_CHARS]
         if error is not None:
             type_name = type(error).__name__
             message = exception_message(error)
@@ -228,41 +279,16 @@ class ToolDispatcher:
             return error_reply(request.id, type(e).__name__, f"set_result(): {e}")
         self.result_value = value
         self.result_set = True
-        return Reply({"id": request.id, "ok": True})
+        return ok_reply(request.id)
 
-    # -- direct tool calls from the model -----------------------------------------------------------
-
-    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Run ``{"id", "tool", "args"}`` to completion; the reply carries the result as ``value_json`` text."""
-        req_id = request.get("id")
-        name = request.get("tool")
-        args = request.get("args", {})
-        tool = self.registry.get(name) if isinstance(name, str) else None
-        if tool is None:
-            return _error(req_id, "NameError", f"no tool named {str(name)[:80]!r} is registered")
-        record = ToolCallRecord(name=tool.name, arguments=args if isinstance(args, dict) else {"_": args})
-        start = time.perf_counter()
-        try:
-            kwargs = tool.validate(args)
-            refusal = self._admit(tool, record)
-            if refusal is not None:
-                raise refusal
-            start = time.perf_counter()
-            value_json = encode_value(_call(tool, kwargs))
-        except ToolArgumentError as e:
-            reply = _error(req_id, "TypeError", str(e))
-        except Exception as e:
-            reply = _error(req_id, type(e).__name__, exception_message(e))
-        else:
-            reply = {"id": req_id, "ok": True, "value_json": value_json}
-            record.result_chars = len(value_json)
-            record.result_preview = value_json[:PREVIEW_CHARS]
-        record.duration_s = time.perf_counter() - start
-        if not reply["ok"]:
-            record.error = f"{reply['error']['type']}: {reply['error']['message']}"
-        if self.on_call is not None:
-            self.on_call(record)
-        return reply
+    def _serve_data(self, request: BridgeRequest) -> Reply:
+        assert self.data is not None
+        name = request.head.get("name")
+        if request.op != "data" or type(name) is not str or name not in self.data:
+            return error_reply(request.id, "PermissionError", "only the --data variables can be fetched now")
+        body, buffers = self.data[name]
+        self.served.append(name)
+        return ok_reply(request.id, body, buffers)
 
 
 def builtin_base(error: BaseException) -> str | None:
@@ -285,5 +311,8 @@ def exception_message(e: BaseException) -> str:
     return str(e)
 
 
-def _error(req_id: Any, type_name: str, message: str) -> dict[str, Any]:
-    return {"id": req_id, "ok": False, "error": {"type": type_name, "message": message}}
+@dataclass
+class _Undecodable:
+    """Tool arguments that could not be decoded (the call is answered with a TypeError)."""
+
+    error: codec.CodecError

@@ -13,7 +13,7 @@ from typing import Any
 
 from codeagent.agent.pricing import estimate_cost, format_cost
 from codeagent.agent.trace import CodeAgentResult, ScriptRun
-from codeagent.tools.dispatch import ToolCallRecord
+from codeagent.tools.records import ToolCallRecord
 
 SECTIONS = ("code", "calls", "output", "steps", "usage")
 

@@ -14,7 +14,8 @@ import pytest
 
 from codeagent.sandbox.host.manager import ExecutionResult, SandboxKernel
 from codeagent.sandbox.host.policy import SandboxPolicy
-from codeagent.tools.dispatch import ToolCallRecord, ToolDispatcher
+from codeagent.tools.dispatch import ToolDispatcher
+from codeagent.tools.records import ToolCallRecord
 from codeagent.tools.registry import ToolRegistry, make_tool
 
 REQUEST_MB = 32

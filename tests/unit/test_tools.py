@@ -13,9 +13,10 @@ import pydantic
 import pytest
 
 from codeagent.agent.prompt import direct_tool_definitions, system_prompt
-from codeagent.sandbox.host.bridge import BridgeRequest, Pending, Reply
 from codeagent.sandbox.protocol import codec
-from codeagent.tools.dispatch import ToolCallRecord, ToolDispatcher
+from codeagent.sandbox.protocol.messages import BridgeRequest, Pending, Reply
+from codeagent.tools.dispatch import ToolDispatcher
+from codeagent.tools.records import ToolCallRecord
 from codeagent.tools.registry import ToolArgumentError, ToolRegistry, make_tool
 
 
@@ -286,10 +287,26 @@ def test_set_result_keeps_the_decoded_value(tools: ToolRegistry) -> None:
 
 
 def test_direct_calls_still_get_json_text(tools: ToolRegistry) -> None:
-    reply = ToolDispatcher(tools).handle({"id": "toolu_1", "tool": "later", "args": {"x": 1}})
-    assert reply == {"id": "toolu_1", "ok": True, "value_json": '{"x": 1}'}
-    reply = ToolDispatcher(tools).handle({"id": "toolu_2", "tool": "nope", "args": {}})
-    assert reply["ok"] is False and reply["error"]["type"] == "NameError"
+    calls: list[ToolCallRecord] = []
+    reply = ToolDispatcher(tools, calls.append).call("toolu_1", "later", {"x": 1})  # an async def tool
+    assert (reply.head, reply.text, reply.buffers) == ({"id": "toolu_1", "ok": True}, '{"x": 1}', [])
+    assert [(c.name, c.arguments, c.result_preview, c.error) for c in calls] == [("later", {"x": 1}, '{"x": 1}', None)]
+    reply = ToolDispatcher(tools).call("toolu_2", "nope", {})
+    assert not reply.ok and reply.head["error"]["type"] == "NameError"
+    assert reply.error_text == "NameError: no tool named 'nope' is registered"
+
+
+def test_direct_and_script_calls_take_the_same_path(tools: ToolRegistry) -> None:
+    """Validation errors and the record look the same whether the model or a script made the call."""
+    direct: list[ToolCallRecord] = []
+    script: list[ToolCallRecord] = []
+    by_model = ToolDispatcher(tools, direct.append).call("toolu_3", "later", {"x": "not an int"})
+    by_script = ToolDispatcher(tools, script.append).begin(
+        BridgeRequest({"id": 7, "op": "call", "tool": "later"}, json.dumps({"x": "not an int"}).encode())
+    )
+    assert isinstance(by_script, Reply)
+    assert by_model.head["error"] == by_script.head["error"] and by_model.head["error"]["type"] == "TypeError"
+    assert [(r.name, r.arguments, r.error) for r in direct] == [(r.name, r.arguments, r.error) for r in script]
 
 
 def test_tool_decorator_uses_an_empty_registry_it_is_given() -> None:

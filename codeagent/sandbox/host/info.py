@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from codeagent.sandbox.host.manager import SandboxError, choose_layers
+from codeagent.sandbox.host.manager import SandboxError, layers_for
 from codeagent.sandbox.host.policy import SandboxPolicy
 from codeagent.sandbox.protocol.launch_spec import ALL_LAYERS
 
@@ -10,7 +10,7 @@ from codeagent.sandbox.protocol.launch_spec import ALL_LAYERS
 def sandbox_info(policy: SandboxPolicy) -> str:
     """A short report: the mode, each layer active or not (with the reason), and the limits."""
     try:
-        layers, notes = choose_layers(policy)
+        layers, notes = layers_for(policy)
     except SandboxError as e:
         return f"codeagent sandbox (mode {policy.mode}): refuses to run generated code here.\n  {e}"
     lines = [f"codeagent sandbox (mode {policy.mode}):"]

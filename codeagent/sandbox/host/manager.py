@@ -115,13 +115,13 @@ def build_launch_spec(
     )
 
 
-def choose_layers(policy: SandboxPolicy) -> tuple[list[str], list[str]]:
-    """Lockdown layers for this machine and the notes explaining any that are missing."""
-    from codeagent.sandbox.host.layers import SandboxUnavailable
-    from codeagent.sandbox.host.layers import choose_layers as choose
+def layers_for(policy: SandboxPolicy) -> tuple[list[str], list[str]]:
+    """Lockdown layers for this policy on this machine and the notes explaining any that are missing
+    (:func:`codeagent.sandbox.host.layers.choose_layers`, with its refusal as a SandboxError)."""
+    from codeagent.sandbox.host.layers import SandboxUnavailable, choose_layers
 
     try:
-        return choose(policy.mode)
+        return choose_layers(policy.mode)
     except SandboxUnavailable as e:
         raise SandboxError(str(e)) from None
 
@@ -160,7 +160,7 @@ class SandboxKernel:
         if self.workspace is None:
             self.workspace = tempfile.mkdtemp(prefix="codeagent-ws-")
         os.makedirs(self.workspace, exist_ok=True)
-        self.layers, self.layer_notes = choose_layers(self.policy)
+        self.layers, self.layer_notes = layers_for(self.policy)
         self.bridge = BridgeServer(
             os.path.join(self.run_dir, "bridge"),
             self._token,

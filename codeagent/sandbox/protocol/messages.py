@@ -48,6 +48,21 @@ class Reply:
     def nbytes(self) -> int:
         return len(self.body) + (sum(codec.nbytes(b) for b in self.buffers) if self.buffers else 0)
 
+    @property
+    def ok(self) -> bool:
+        return self.head.get("ok") is True
+
+    @property
+    def text(self) -> str:
+        """The body as text (a JSON value)."""
+        return bytes(self.body).decode("utf-8")
+
+    @property
+    def error_text(self) -> str:
+        """``"TypeName: message"`` of an error reply ('' for a successful one)."""
+        error = self.head.get("error") or {}
+        return f"{error.get('type')}: {error.get('message')}" if error else ""
+
 
 def ok_reply(req_id: Any, body: bytes = b"null", buffers: list[codec.Buffer] | None = None) -> Reply:
     """A successful reply carrying an encoded value."""
