@@ -15,7 +15,6 @@ from codeagent.tools.dispatch import ToolDispatcher, UnsendableData
 from codeagent.tools.registry import RESERVED_NAMES
 
 MAX_COLUMNS_SHOWN = 100
-RESERVED = ("set_result", "ToolError", "ToolDenied", "BudgetExceeded")
 SAMPLE_CHARS = 4000
 
 HEADER = (
