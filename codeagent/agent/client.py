@@ -8,7 +8,11 @@ from typing import Any
 
 import anthropic
 
+from codeagent.agent.profiles import effective_base_url, is_anthropic_url
+
 KEY_VARIABLE = "ANTHROPIC_API_KEY"
+#: Sent to servers that are not Anthropic's when no key is set (local servers take any key, or none).
+PLACEHOLDER_KEY = "codeagent-no-key"
 
 
 class MissingAPIKey(RuntimeError):
@@ -54,17 +58,20 @@ def make_client(
 ) -> anthropic.Anthropic:
     """A real ``anthropic.Anthropic`` client, or MissingAPIKey with a message saying what to do.
 
+    A server that is not Anthropic's (``base_url`` or ``ANTHROPIC_BASE_URL``) needs no key: a placeholder is sent.
     ``transport`` replaces the SDK's HTTP transport (record/replay: ``codeagent.agent.cassette``).
     """
-    key = api_key or find_api_key()
+    base_url = effective_base_url(base_url)
+    key = api_key or find_api_key() or (None if is_anthropic_url(base_url) else PLACEHOLDER_KEY)
     if not key:
         raise MissingAPIKey(
             "No Anthropic API key found. Set ANTHROPIC_API_KEY in the notebook's environment "
-            "(or put ANTHROPIC_API_KEY=... in a .env file next to the notebook), then run the cell again."
+            "(or put ANTHROPIC_API_KEY=... in a .env file next to the notebook), then run the cell again. "
+            "A local server (--base-url http://127.0.0.1:8080) needs no key."
         )
     return anthropic.Anthropic(
         api_key=key,
-        base_url=base_url or os.environ.get("ANTHROPIC_BASE_URL") or None,
+        base_url=base_url,
         timeout=timeout,
         max_retries=max_retries,
         http_client=anthropic.DefaultHttpxClient(transport=transport) if transport is not None else None,
@@ -91,8 +98,8 @@ def describe_api_error(error: Exception) -> str:
         return "The API did not answer in time (timeout) after retries. Try again, or raise CodeAgent.timeout."
     if isinstance(error, anthropic.APIConnectionError):
         return (
-            "Could not connect to the API (connection refused or no network). Check your connection "
-            "and --base-url, or run offline with --replay."
+            f"Could not connect to the API{_url_tried(error)} (connection refused or no network). Check your "
+            "connection and --base-url, or run offline with --replay."
         )
     if status == 529:
         return f"The API is overloaded (529) after retries{detail}. Try again shortly."
@@ -101,6 +108,15 @@ def describe_api_error(error: Exception) -> str:
     if isinstance(error, anthropic.APIStatusError):
         return f"The API failed ({status}) after retries{detail}. Try again shortly."
     return f"{type(error).__name__}: {error}"
+
+
+def _url_tried(error: Exception) -> str:
+    """`` at <url>`` of the request that failed (no query string: it could carry a token)."""
+    try:
+        url = error.request.url  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):
+        return ""
+    return f" at {url.copy_with(query=None, fragment=None)}"
 
 
 def _server_message(error: Exception) -> str:

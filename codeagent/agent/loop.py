@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import time
 from typing import Any, Protocol
 
@@ -18,8 +19,10 @@ from anthropic.types import (
 )
 from pydantic import BaseModel, ConfigDict, Field
 
+from codeagent.agent.actions import BAD_EXECUTE, Reply, read_reply
 from codeagent.agent.budget import Budget
 from codeagent.agent.client import describe_api_error
+from codeagent.agent.profiles import PROFILES, ModelProfile
 from codeagent.agent.prompt import (
     EXECUTE_PYTHON,
     EXECUTE_PYTHON_TOOL,
@@ -58,6 +61,8 @@ class AgentSettings(BaseModel):
     output_chars: int = Field(
         20_000, ge=200, description="Script output (and direct tool results) shown to the model, then truncated."
     )
+    profile: ModelProfile = Field(PROFILES["anthropic"], description="How requests are shaped for the backend.")
+    answer_from_output: bool = Field(False, description="The first clean script's output is the answer.")
 
 
 class Agent:
@@ -109,9 +114,9 @@ class Agent:
         tools = list(self.registry)
         self.sandbox.set_tools([t.spec() for t in tools])
         notes = approval_note(tools, self.approvals) + tool_limit_note(self.budget.tools.limit if self.budget else None)
-        system: list[TextBlockParam] = [
-            {"type": "text", "text": system_prompt(tools, data_section, notes), "cache_control": {"type": "ephemeral"}}
-        ]
+        system: list[TextBlockParam] = [{"type": "text", "text": system_prompt(tools, data_section, notes)}]
+        if s.profile.cache_prompt:
+            system[0]["cache_control"] = {"type": "ephemeral"}
         api_tools: list[ToolUnionParam] = [EXECUTE_PYTHON_TOOL, *direct_tool_definitions(tools)]
         messages: list[MessageParam] = [*(history or []), {"role": "user", "content": prompt}]
         try:
@@ -136,24 +141,46 @@ class Agent:
         messages: list[MessageParam],
     ) -> None:
         s = self.settings
+        code_tools = {t.name for t in self.registry}
+        direct_tools = {t.name for t in self.registry if t.mode == "direct"}
+        corrected = False
         for step in range(1, s.max_steps + 1):
             max_tokens = self._room_for_request(result, system, api_tools, messages)
             if max_tokens is None:
                 return
             message = self._ask(result, step, system, api_tools, messages, max_tokens)
-            tool_uses = [b for b in message.content if isinstance(b, ToolUseBlock)]
-            if message.stop_reason != "tool_use" or not tool_uses:
-                result.answer = _text_of(message)
+            reply = read_reply(message.content, code_tools, direct_tools)
+            if reply.correction and not corrected and step < s.max_steps:
+                corrected = True  # one corrective turn; whatever comes next is the outcome
+                result.steps[-1].read_as = "correction"
+                self._emit("correction", reply.correction)
+                messages.append({"role": "assistant", "content": _assistant_content(message)})
+                messages.append({"role": "user", "content": reply.correction})
+                continue
+            if not reply.is_action:
+                result.answer = reply.text
                 result.status = "done"
+                if reply.correction:
+                    result.status = "error"
+                    result.error = "The model replied with neither an answer nor a script, even after a correction."
                 if message.stop_reason == "max_tokens" and max_tokens < s.max_tokens and self.budget is not None:
                     self._stop_for_budget(result, "the answer was cut short at the output the budget left room for")
                 return
+            if self._finish_on_repeat(result, reply):
+                return
             if step == s.max_steps:
                 break
-            messages.append({"role": "assistant", "content": [_block_param(b) for b in message.content]})
-            messages.append({"role": "user", "content": [self._run_tool(result, step, b) for b in tool_uses]})
+            result.steps[-1].read_as = _read_as(reply)
+            messages.append({"role": "assistant", "content": _assistant_content(message)})
+            messages.append({"role": "user", "content": self._run_actions(result, step, message, reply)})
             if self.budget is not None and self.budget.check_tools():
                 self._stop_for_budget(result)
+                return
+            ran = [run for run in result.scripts if run.step == step]
+            if s.answer_from_output and ran and ran[-1].status == "ok":
+                result.answer = ran[-1].output.strip()
+                result.answer_source = "answer_from_output"
+                result.status = "done"
                 return
         result.answer = _text_of(message)
         result.status = "max_steps"
@@ -161,6 +188,42 @@ class Agent:
             f"Stopped after {s.max_steps} model steps without a final answer. Raise the limit with "
             f"--max-steps, or ask a narrower question."
         )
+
+    def _finish_on_repeat(self, result: CodeAgentResult, reply: Reply) -> bool:
+        """A reply that only re-sends a script that already ran cleanly ends the call with that output."""
+        if reply.tool_uses or not reply.scripts:
+            return False
+        earlier = {run.code.strip(): run for run in result.scripts if run.status == "ok"}
+        runs = [earlier.get(script.code.strip()) for script in reply.scripts]
+        last = runs[-1]
+        if last is None or any(run is None for run in runs):
+            return False
+        result.status = "done"
+        if reply.scripts[0].source == "fenced" and _prose_outside_code(reply.text):
+            result.answer = reply.text  # an answer that shows the script it used
+            return True
+        result.steps[-1].read_as = "repeated script"
+        result.answer = last.output.strip()
+        result.answer_source = "repeated_script"
+        return True
+
+    def _run_actions(self, result: CodeAgentResult, step: int, message: Any, reply: Reply) -> Any:
+        """Run the reply's scripts and direct calls; returns the content of the user turn that answers it."""
+        if not reply.via_tool_use:  # a script written in the text: its output goes back as text
+            script = reply.scripts[0]
+            run = self._confirmed_run(result, step, script.code)
+            heading = "Output of your script:" if run.status == "ok" else "Your script failed:"
+            note = f"\n{script.note}" if script.note else ""
+            return f"{heading}\n{run.output or '(nothing was printed)'}{note}"
+        answers: dict[str, dict[str, Any]] = {}
+        for script in reply.scripts:
+            run = self._confirmed_run(result, step, script.code)
+            content = run.output + (f"\n{script.note}" if script.note else "")
+            for tool_use_id in script.tool_use_ids:
+                answers[tool_use_id] = _tool_result(tool_use_id, content, run.status != "ok")
+        for block in reply.tool_uses:
+            answers[block.id] = self._run_tool(result, step, block)
+        return [answers[b.id] for b in message.content if b.type == "tool_use"]
 
     def _room_for_request(
         self,
@@ -199,12 +262,19 @@ class Agent:
         s = self.settings
         self._emit("model_started", step)
         started = time.perf_counter()
-        with self.client.messages.stream(
+        request: dict[str, Any] = dict(
             model=s.model, max_tokens=max_tokens, system=system, messages=messages, tools=api_tools
-        ) as stream:
-            for text in stream.text_stream:
-                self._emit("model_text", text)
-            message = stream.get_final_message()
+        )
+        request.update(s.profile.request_options(step))
+        if s.profile.stream:
+            with self.client.messages.stream(**request) as stream:
+                for text in stream.text_stream:
+                    self._emit("model_text", text)
+                message = stream.get_final_message()
+        else:
+            message = self.client.messages.create(**request)
+            if _text_of(message):
+                self._emit("model_text", _text_of(message))
         result.usage.add(message.usage)
         if self.budget is not None:
             self.budget.after_request(message.usage, self._request_size)
@@ -221,16 +291,9 @@ class Agent:
         return message
 
     def _run_tool(self, result: CodeAgentResult, step: int, block: ToolUseBlock) -> ToolResultBlockParam:
-        """Answer one tool_use block with a tool_result block."""
+        """Answer one tool_use block (a direct tool, or one that cannot run) with a tool_result block."""
         if block.name == EXECUTE_PYTHON:
-            code = block.input.get("code") if isinstance(block.input, dict) else None
-            if not isinstance(code, str) or not code.strip():
-                return _tool_result(block.id, 'execute_python needs {"code": "<python script>"}.', True)
-            decision = self._confirm(result, step, code)
-            if decision is not None and not decision.allowed:
-                return _tool_result(block.id, script_denial_message(decision), True)
-            run = self._run_script(result, step, code, approval=decision.note if decision else None)
-            return _tool_result(block.id, run.output, run.status != "ok")
+            return _tool_result(block.id, BAD_EXECUTE, True)
         tool = self.registry.get(block.name)
         if tool is None or tool.mode != "direct":
             return _tool_result(block.id, f"There is no tool named {block.name!r}.", True)
@@ -242,6 +305,13 @@ class Agent:
         if reply.ok:
             return _tool_result(block.id, cap_text(reply.text, self.settings.output_chars), False)
         return _tool_result(block.id, reply.error_text, True)
+
+    def _confirmed_run(self, result: CodeAgentResult, step: int, code: str) -> ScriptRun:
+        """Run ``code`` (after ``--confirm`` asked, if on); a declined script is recorded with the reason."""
+        decision = self._confirm(result, step, code)
+        if decision is not None and not decision.allowed:
+            return result.scripts[-1]
+        return self._run_script(result, step, code, approval=decision.note if decision else None)
 
     def _confirm(self, result: CodeAgentResult, step: int, code: str) -> Decision | None:
         """With ``--confirm``: ask before the script runs; a declined script is recorded, not run."""
@@ -301,6 +371,22 @@ def _request_chars(system: list[TextBlockParam], api_tools: list[ToolUnionParam]
 
 def _text_of(message: Message) -> str:
     return "".join(b.text for b in message.content if b.type == "text").strip()
+
+
+def _read_as(reply: Reply) -> str:
+    if reply.scripts:
+        return f"script ({reply.scripts[0].source})"
+    return "tool call"
+
+
+def _assistant_content(message: Message) -> list[ContentBlockParam]:
+    """The reply as it is sent back; empty text blocks dropped (the API refuses them)."""
+    blocks = [_block_param(b) for b in message.content if b.type != "text" or b.text.strip()]
+    return blocks or [{"type": "text", "text": "(empty reply)"}]
+
+
+def _prose_outside_code(text: str) -> bool:
+    return bool(re.sub(r"```.*?(?:```|\Z)", "", text, flags=re.S).strip())
 
 
 def _block_param(block: Any) -> ContentBlockParam:

@@ -20,6 +20,7 @@ EventKind = Literal[
     "tool_call",  # data: ToolCallRecord
     "approval_asked",  # the person is being asked about a tool call or a script (data: approval.Question)
     "script_finished",  # data: ScriptRun
+    "correction",  # the reply was neither an answer nor an action; data: what the model is told
     "error",  # data: message
     "done",  # data: CodeAgentResult
 ]
@@ -74,6 +75,7 @@ class ModelStep:
     input_tokens: int
     output_tokens: int
     duration_s: float
+    read_as: str = ""  # how the reply was taken: "script (tool_use|fenced|json)", "correction", ...
 
 
 @dataclass
@@ -93,6 +95,7 @@ class CodeAgentResult:
     prompt: str
     model: str
     answer: str = ""
+    answer_source: str = "model"  # "model", or "repeated_script" / "answer_from_output": the script's output
     status: Status = "running"
     error: str | None = None
     scripts: list[ScriptRun] = field(default_factory=list)

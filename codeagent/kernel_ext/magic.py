@@ -20,6 +20,7 @@ from codeagent.agent.client import MissingAPIKey, make_client
 from codeagent.agent.loop import AgentSettings
 from codeagent.agent.notebook_cell import CellError
 from codeagent.agent.pricing import estimate_cost, format_cost
+from codeagent.agent.profiles import PROFILE_NAMES, choose_profile
 from codeagent.agent.trace import CodeAgentResult, TraceEvent
 from codeagent.kernel_ext.asking import NotebookAsker
 from codeagent.kernel_ext.context import notebook_context
@@ -64,6 +65,15 @@ class CodeAgent(Magics, Configurable):
 
     base_url = Unicode(
         None, allow_none=True, help="Messages API base URL (default: ANTHROPIC_BASE_URL or Anthropic's)."
+    ).tag(config=True)
+    model_profile = Enum(
+        PROFILE_NAMES,
+        default_value="auto",
+        help="auto (Anthropic's API → anthropic, any other base URL → local) | anthropic | local: how requests "
+        "are shaped (tool_choice, stop sequences, temperature, prompt caching, streaming).",
+    ).tag(config=True)
+    answer_from_output = Bool(
+        False, help="The first script's printed output is the answer (one model request per call)."
     ).tag(config=True)
     show = List(Unicode(), default_value=[], help=f"Sections of the final view to open: {', '.join(SECTIONS)}.").tag(
         config=True
@@ -169,6 +179,11 @@ class CodeAgent(Magics, Configurable):
     @argument("--sample", type=int, metavar="N", help="Also show the model the first N rows of each --data value.")
     @argument("--timeout", type=float, help="Wall-clock seconds one script may run.")
     @argument("--base-url", help="Messages API base URL for this call.")
+    @argument(
+        "--answer-from-output",
+        action="store_true",
+        help="Answer with the script's printed output: one model request, no second one to phrase it.",
+    )
     @argument("--record", metavar="PATH", help="Record this call's model turns to a cassette file.")
     @argument("--replay", metavar="PATH", help="Replay model turns from a cassette file (no key, no network).")
     @argument(
@@ -233,7 +248,13 @@ class CodeAgent(Magics, Configurable):
         if args.max_steps is not None and args.max_steps < 1:
             raise UsageError("--max-steps must be at least 1")
         try:
-            settings = agent_settings(self, model=args.model, max_steps=args.max_steps)
+            settings = agent_settings(
+                self,
+                model=args.model,
+                max_steps=args.max_steps,
+                profile=choose_profile(self.model_profile, args.base_url or self.base_url),
+                answer_from_output=args.answer_from_output or self.answer_from_output,
+            )
             policy = self.policy(wall_seconds=args.timeout)
         except ValueError as e:
             raise UsageError(f"invalid setting: {e}") from None

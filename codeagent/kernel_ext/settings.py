@@ -19,6 +19,8 @@ from codeagent.sandbox.host.policy import SandboxPolicy
 
 #: Trait names that differ from the field they set (the rest are the same).
 TRAIT_NAMES = {SandboxPolicy: {"mode": "sandbox_mode", "wall_seconds": "timeout"}, AgentSettings: {}}
+#: Fields decided per call from other traits (``profile`` from ``model_profile`` and the base URL).
+PER_CALL = {"profile", "answer_from_output"}
 
 
 def trait_name(model: type[BaseModel], field: str) -> str:
@@ -55,7 +57,8 @@ def check(trait: TraitType[Any, Any], value: Any) -> Any:
 
 
 def _values(config: HasTraits, model: type[BaseModel], overrides: dict[str, Any]) -> dict[str, Any]:
-    values = {field: getattr(config, trait_name(model, field)) for field in model.model_fields}
+    fields = [f for f in model.model_fields if not (model is AgentSettings and f in PER_CALL)]
+    values = {field: getattr(config, trait_name(model, field)) for field in fields}
     values.update({k: v for k, v in overrides.items() if v is not None})
     return values
 
@@ -72,5 +75,10 @@ def agent_settings(config: HasTraits, **overrides: Any) -> AgentSettings:
 
 def setting_names() -> list[str]:
     """The trait name of every field of both models (what ``CodeAgent`` must define)."""
-    names = [trait_name(model, field) for model in (SandboxPolicy, AgentSettings) for field in model.model_fields]
+    names = [
+        trait_name(model, field)
+        for model in (SandboxPolicy, AgentSettings)
+        for field in model.model_fields
+        if not (model is AgentSettings and field in PER_CALL)
+    ]
     return list(dict.fromkeys(names))

@@ -26,6 +26,10 @@ PRE = (
 TABLE = "border-collapse:collapse;font-size:12px;margin:4px 0"
 CELL = "border:1px solid #d0d7de;padding:2px 6px;text-align:left;vertical-align:top"
 UNSANDBOXED_WARNING = "unsandboxed: generated code runs with no lockdown layer, with your user's rights."
+ANSWER_SOURCES = {
+    "repeated_script": "The answer is the script's printed output (the model re-sent the script instead of answering).",
+    "answer_from_output": "The answer is the script's printed output (--answer-from-output).",
+}
 STATUS_COLOURS = {
     "done": "#1a7f37",
     "max_steps": "#9a6700",
@@ -126,7 +130,7 @@ def render_html(result: CodeAgentResult, open_sections: Iterable[str] = ()) -> s
     if result.error:
         parts.append(f"<div style='color:{colour};margin:4px 0'>{_esc(result.error)}</div>")
     if result.answer:
-        parts.append(f"<div style='margin:6px 0'>{markdown_html(result.answer)}</div>")
+        parts.append(f"<div style='margin:6px 0'>{_answer_html(result)}</div>")
     for n, run in enumerate(result.scripts, 1):
         body = code_html(run.code)
         if run.tool_calls:
@@ -139,7 +143,8 @@ def render_html(result: CodeAgentResult, open_sections: Iterable[str] = ()) -> s
         parts.append(_details(_script_title(run, n), body, "code" in opened))
     if result.steps:
         steps = "".join(
-            f"<tr><td style='{CELL}'>{s.index}</td><td style='{CELL}'>{_esc(s.stop_reason)}</td>"
+            f"<tr><td style='{CELL}'>{s.index}</td><td style='{CELL}'>{_esc(s.stop_reason)}"
+            f"{' → ' + _esc(s.read_as) if s.read_as else ''}</td>"
             f"<td style='{CELL}'>{s.input_tokens:,}</td><td style='{CELL}'>{s.output_tokens:,}</td>"
             f"<td style='{CELL}'>{s.duration_s:.2f} s</td><td style='{CELL}'>{_esc(s.text[:300])}</td></tr>"
             for s in result.steps
@@ -154,6 +159,13 @@ def render_html(result: CodeAgentResult, open_sections: Iterable[str] = ()) -> s
         )
     parts.append(_details("Usage", _usage_html(result), "usage" in opened))
     return f"<div style='{BOX}'>{''.join(parts)}</div>"
+
+
+def _answer_html(result: CodeAgentResult) -> str:
+    note = ANSWER_SOURCES.get(result.answer_source)
+    if note is None:
+        return markdown_html(result.answer)
+    return f"<div style='font-size:12px;color:#9a6700'>{_esc(note)}</div><pre style='{PRE}'>{_esc(result.answer)}</pre>"
 
 
 def _usage_html(result: CodeAgentResult) -> str:
@@ -181,6 +193,8 @@ def render_text(result: CodeAgentResult) -> str:
     if result.error:
         lines.append(f"[{result.status}] {result.error}")
     if result.answer:
+        if result.answer_source in ANSWER_SOURCES:
+            lines.append(f"({ANSWER_SOURCES[result.answer_source]})")
         lines.append(result.answer)
     lines.append(
         f"— codeagent: {len(result.scripts)} script(s), {len(result.tool_calls)} tool call(s), "

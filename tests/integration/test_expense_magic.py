@@ -112,7 +112,8 @@ def test_syntax_error_and_tool_error_go_back_to_the_model(
 def test_step_limit_ends_a_looping_conversation(
     shell: Any, model_server: MessagesServer, registry: Any, fresh_conversation: None
 ) -> None:
-    model_server.add_turns(*[code_turn("print('again')") for _ in range(3)])
+    # a different script each time (the same script re-sent would end the call with its output)
+    model_server.add_turns(*[code_turn(f"print('again {i}')") for i in range(3)])
     result, captured = run_magic(shell, "--max-steps 3 Loop forever")
     assert result.status == "max_steps"
     assert "Stopped after 3 model steps" in (result.error or "")
