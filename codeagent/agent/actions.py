@@ -59,13 +59,14 @@ class Reply:
         return any(s.source == "tool_use" for s in self.scripts) or bool(self.tool_uses)
 
 
-def read_reply(content: Iterable[Any], code_tools: Collection[str]) -> Reply:
-    """Read ``content`` (SDK content blocks). ``code_tools``: names callable from a script."""
+def read_reply(content: Iterable[Any], code_tools: Collection[str], direct_tools: Collection[str] = ()) -> Reply:
+    """Read ``content`` (SDK content blocks). ``code_tools``: names callable from a script; ``direct_tools``:
+    names the model may call itself (answered as tool calls, not scripts)."""
     blocks = list(content)
     text = "".join(b.text for b in blocks if b.type == "text").strip()
     uses = [b for b in blocks if b.type == "tool_use"]
     if uses:
-        return _from_tool_uses(text, uses, code_tools)
+        return _from_tool_uses(text, uses, set(code_tools) - set(direct_tools))
     fenced = _fenced_python(text)
     if fenced:
         return Reply(text, scripts=[Script(fenced, "fenced")])

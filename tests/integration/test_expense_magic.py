@@ -125,6 +125,7 @@ def test_missing_key_gives_one_short_message(
     shell: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Any, registry: Any
 ) -> None:
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.delenv("ANTHROPIC_BASE_URL", raising=False)  # Anthropic's API needs a key; a local server would not
     monkeypatch.chdir(tmp_path)
     with pytest.raises(UsageError, match=r"^No Anthropic API key found\. Set ANTHROPIC_API_KEY") as err:
         shell.run_line_magic("codeagent", "hello?")

@@ -173,11 +173,15 @@ def test_interrupt_stops_the_model_stream(
 ) -> None:
     slow = Turn([{"type": "text", "text": "word " * 40}], chunk_delay=0.5)
     model_server.add_turns(slow)
+    shell.run_line_magic("config", 'CodeAgent.model_profile = "anthropic"')  # streams (the local profile does not)
     timer = _interrupt_soon(1.0)
     started = time.perf_counter()
-    with capture_output():
-        result = shell.run_line_magic("codeagent", "talk slowly")
-    timer.join()
+    try:
+        with capture_output():
+            result = shell.run_line_magic("codeagent", "talk slowly")
+        timer.join()
+    finally:
+        shell.run_line_magic("config", 'CodeAgent.model_profile = "auto"')
     assert result.status == "interrupted"
     assert time.perf_counter() - started < 1.0 + 1.5
 

@@ -136,6 +136,7 @@ def test_config_selects_the_cassette_and_replay_needs_no_key(
     assert again.replayed and again.answer == first.answer
 
     shell.run_line_magic("config", 'CodeAgent.cassette_mode = "off"')
+    monkeypatch.delenv("ANTHROPIC_BASE_URL")  # the live Anthropic API needs a key (a local server would not)
     with pytest.raises(UsageError, match="No Anthropic API key found"):
         shell.run_line_magic("codeagent", QUESTION)
     with caplog.at_level(logging.ERROR):  # %config reports the refusal as an error, when it is set

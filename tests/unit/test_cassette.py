@@ -269,6 +269,7 @@ def test_replay_serves_only_messages(tmp_path: Path, offline: str) -> None:
 
 def test_recording_without_a_key_says_how_to_run_offline(tmp_path: Path, offline: str, monkeypatch: Any) -> None:
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ANTHROPIC_BASE_URL")  # recording from Anthropic's API needs a key (a local server would not)
     with pytest.raises(MissingAPIKey, match=r"to run offline, replay an existing cassette with --replay c\.json"):
         make_cassette_client("record", Cassette(tmp_path / "c.json"))
 
