@@ -17,6 +17,7 @@ ALLOWED = {
     "codeagent.sandbox.guest.kernel_entry": {"ipykernel", "IPython", "zmq"},  # it starts ipykernel
     "codeagent.sandbox.guest.lockdown.seccomp_filter": {"pyseccomp"},  # the seccomp layer, over libseccomp
     "codeagent.sandbox.protocol.codec": {"numpy", "pandas", "pyarrow"},  # lazily, for values of those types
+    "codeagent.sandbox.protocol.frames": {"numpy"},  # lazily, to allocate large receive buffers when installed
 }
 
 
