@@ -137,7 +137,8 @@ def _json_objects(text: str) -> list[Any]:
 def _decode_all(text: str) -> list[Any]:
     """Every top-level JSON object in ``text`` (objects may follow one another, e.g. one per line)."""
     decoder = json.JSONDecoder()
-    values, pos = [], 0
+    values: list[Any] = []
+    pos = 0
     while True:
         start = text.find("{", pos)
         if start < 0:
@@ -159,7 +160,7 @@ def json_tool_calls(text: str, code_tools: Collection[str]) -> tuple[list[tuple[
         if not isinstance(value, dict) or not isinstance(value.get("name"), str):
             continue
         name = value["name"]
-        arguments = next((value[k] for k in _ARGUMENT_KEYS if isinstance(value.get(k), dict)), {})
+        arguments: dict[str, Any] = next((value[k] for k in _ARGUMENT_KEYS if isinstance(value.get(k), dict)), {})
         if (name == EXECUTE_PYTHON and isinstance(arguments.get("code"), str)) or name in code_tools:
             calls.append((name, arguments))
         elif unknown is None:

@@ -215,7 +215,7 @@ class Agent:
             heading = "Output of your script:" if run.status == "ok" else "Your script failed:"
             note = f"\n{script.note}" if script.note else ""
             return f"{heading}\n{run.output or '(nothing was printed)'}{note}"
-        answers: dict[str, dict[str, Any]] = {}
+        answers: dict[str, ToolResultBlockParam] = {}
         for script in reply.scripts:
             run = self._confirmed_run(result, step, script.code)
             content = run.output + (f"\n{script.note}" if script.note else "")
