@@ -33,9 +33,16 @@ ENV_DIRS = {
 }
 
 
+_base: Path | None = None
+
+
 def isolate() -> Path:
-    """Create the private folder and point the environment at it; returns the folder."""
-    base = Path(tempfile.mkdtemp(prefix="ca-tests-")).resolve()
+    """Create the private folder and point the environment at it; returns the folder. Once per run: a test
+    module importing ``tests.conftest`` (for its helpers) gets the same folder."""
+    global _base
+    if _base is not None:
+        return _base
+    base = _base = Path(tempfile.mkdtemp(prefix="ca-tests-")).resolve()
     for variable, relative in ENV_DIRS.items():
         path = base / relative
         path.mkdir(parents=True, exist_ok=True, mode=0o700)
