@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from codeagent.sandbox.guest.runtime import BridgeClient, BridgeError, _raise_error
+from codeagent.sandbox.guest.bridge_client import BridgeClient, BridgeError, _raise_error
 from codeagent.sandbox.protocol import codec, stdin_frames
 from codeagent.sandbox.protocol.limits import GUEST_MAX_REPLY_BYTES, MAX_FRAME_PARTS
 
