@@ -1,4 +1,9 @@
-"""The ``%codeagent`` / ``%%codeagent`` magics and their traitlets configuration (``CodeAgent``)."""
+"""The ``%codeagent`` / ``%%codeagent`` magics and their traitlets configuration (``CodeAgent``).
+
+Longer than most modules for a reason: the project's style is one Magics + Configurable class (as in jupysql),
+whose traits are the whole configuration surface and whose options are the whole call surface. The work behind
+them lives elsewhere: ``settings.py`` (traits → models), ``options.py``, ``data.py``, ``mentions.py``, ``session.py``.
+"""
 
 from __future__ import annotations
 

@@ -1,9 +1,13 @@
-"""The sandbox kernel: a separate ipykernel started through our launcher, with the tool bridge beside it."""
+"""The sandbox kernel: a separate ipykernel started through our launcher, with the tool bridge beside it.
+
+Longer than most modules (~450 lines) for a reason: it is one class, and its two halves — the kernel's life
+(start, restart, shutdown) and running a script on it (execute, interrupt, recover) — share every piece of state.
+What does not need that state lives beside it: ``launch.py`` (the launch spec), ``jupyter.py`` (jupyter_client),
+``output.py`` (capping output, display placeholders), ``reaper.py``, ``logs.py``.
+"""
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
 import json
 import logging
@@ -24,22 +28,35 @@ from jupyter_client import KernelManager
 
 from codeagent.sandbox.host.bridge import BridgeHandler, BridgeServer
 from codeagent.sandbox.host.jupyter import exit_status, kernel_manager, process_id
+from codeagent.sandbox.host.launch import ENV_ALLOW, PACKAGE_ROOT, build_launch_spec, python_prefix_paths, sandbox_env
 from codeagent.sandbox.host.logs import keep_log
-from codeagent.sandbox.host.output import OutputCollector, strip_ansi
+from codeagent.sandbox.host.output import OutputCollector, describe_display, png_size, strip_ansi
 from codeagent.sandbox.host.policy import SandboxPolicy
 from codeagent.sandbox.host.reaper import kill_strays, trusted_chain
 from codeagent.sandbox.protocol.launch_spec import LaunchSpec
+
+# Re-exported: what callers have always imported from here.
+__all__ = [
+    "ENV_ALLOW",
+    "PACKAGE_ROOT",
+    "ExecStatus",
+    "ExecutionResult",
+    "SandboxError",
+    "SandboxKernel",
+    "build_launch_spec",
+    "describe_display",
+    "layers_for",
+    "png_size",
+    "python_prefix_paths",
+    "sandbox_env",
+]
 
 log = logging.getLogger(__name__)
 
 ExecStatus = Literal["ok", "error", "timeout", "crashed", "interrupted"]
 
-#: Environment variables passed into the sandbox, when set on the host. Nothing else (no keys, no tokens).
-ENV_ALLOW = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
 START_TIMEOUT = 60.0
 _REAP = "import codeagent.sandbox.guest.runtime as _ca_runtime\n_ca_runtime.reap_children()\ndel _ca_runtime\n"
-#: The directory holding the ``codeagent`` package (an editable install's source tree must be visible inside).
-PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
 #: How long the host keeps polling without sleeping after serving a tool call (see ``execute``); only with a
 #: second CPU for the sandbox to run on.
 BRIDGE_HOT_S = 0.0003 if (os.cpu_count() or 1) > 1 else 0.0
@@ -60,59 +77,6 @@ class ExecutionResult:
     output_chars: int = 0  # before capping
     displays: list[dict[str, Any]] = field(default_factory=list)
     notice: str | None = None  # e.g. "the sandbox was restarted"
-
-
-def python_prefix_paths() -> list[str]:
-    """Every directory the interpreter needs: base prefix, venv prefix, and sys.path entries outside them."""
-    roots = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, sys.exec_prefix)}
-    paths = set(roots)
-    for entry in [*sys.path, PACKAGE_ROOT]:
-        real = os.path.realpath(entry) if entry else ""
-        if real and os.path.isdir(real) and not any(real == r or real.startswith(r + os.sep) for r in roots):
-            paths.add(real)
-    return sorted(paths)
-
-
-def sandbox_env(workspace: str) -> dict[str, str]:
-    """The sandbox's whole environment, built from an allow-list."""
-    env = {k: os.environ[k] for k in ENV_ALLOW if k in os.environ}
-    env.update(
-        PATH=os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
-        HOME=workspace,
-        TMPDIR=workspace,
-        PYTHONPATH=PACKAGE_ROOT,
-        PYTHONDONTWRITEBYTECODE="1",
-        PYTHONUNBUFFERED="1",
-        MPLBACKEND="module://matplotlib_inline.backend_inline",
-        MPLCONFIGDIR=workspace,
-        PYDEVD_DISABLE_FILE_VALIDATION="1",
-        # RLIMIT_AS counts reserved address space: fewer malloc arenas keep threads from eating the limit.
-        MALLOC_ARENA_MAX="2",
-    )
-    return env
-
-
-def build_launch_spec(
-    policy: SandboxPolicy, connection_file: str, workspace: str, run_dir: str, layers: list[str]
-) -> LaunchSpec:
-    """What the guest launcher applies before it starts the kernel of ``connection_file``."""
-    p = policy
-    return LaunchSpec(
-        argv=[sys.executable, "-m", "codeagent.sandbox.guest.kernel_entry", "-f", connection_file],
-        env=sandbox_env(workspace),
-        workspace=workspace,
-        run_dir=run_dir,
-        readable_paths=python_prefix_paths(),
-        layers=layers,
-        limits={
-            "memory_mb": p.memory_mb,
-            "cpu_seconds": p.cpu_seconds,
-            "max_processes": p.max_processes,
-            "max_file_mb": p.max_file_mb,
-            "max_open_files": p.max_open_files,
-        },
-        uid=p.sandbox_uid if os.geteuid() == 0 else None,
-    )
 
 
 def layers_for(policy: SandboxPolicy) -> tuple[list[str], list[str]]:
@@ -494,28 +458,3 @@ def _thread_count(pid: int) -> int:
         return len(os.listdir(f"/proc/{pid}/task"))
     except OSError:
         return 0
-
-
-def describe_display(data: dict[str, Any], n: int) -> str:
-    """The short placeholder the model sees for a rich output, e.g. ``[figure 1: 640×480 PNG]``."""
-    png = data.get("image/png")
-    if isinstance(png, str):
-        size = png_size(png)
-        return f"[figure {n}: {size[0]}×{size[1]} PNG]" if size else f"[figure {n}: PNG]"
-    if "image/jpeg" in data:
-        return f"[figure {n}: JPEG]"
-    if "text/html" in data:
-        kind = "HTML table" if "<table" in str(data["text/html"])[:2000] else "HTML"
-        return f"[display {n}: {kind}]"
-    return f"[display {n}: {', '.join(sorted(data)) or 'empty'}]"
-
-
-def png_size(b64: str) -> tuple[int, int] | None:
-    """Width and height from a base64 PNG's IHDR chunk."""
-    try:
-        head = base64.b64decode(b64[:44])
-    except (binascii.Error, ValueError):
-        return None
-    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n":
-        return None
-    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -75,3 +77,28 @@ class OutputCollector:
         if self.traceback is not None:
             text += ("" if not text or text.endswith("\n") else "\n") + self.traceback
         return cap_text(text, limit) if text else "(the script printed nothing)"
+
+
+def describe_display(data: dict[str, Any], n: int) -> str:
+    """The short placeholder the model sees for a rich output, e.g. ``[figure 1: 640×480 PNG]``."""
+    png = data.get("image/png")
+    if isinstance(png, str):
+        size = png_size(png)
+        return f"[figure {n}: {size[0]}×{size[1]} PNG]" if size else f"[figure {n}: PNG]"
+    if "image/jpeg" in data:
+        return f"[figure {n}: JPEG]"
+    if "text/html" in data:
+        kind = "HTML table" if "<table" in str(data["text/html"])[:2000] else "HTML"
+        return f"[display {n}: {kind}]"
+    return f"[display {n}: {', '.join(sorted(data)) or 'empty'}]"
+
+
+def png_size(b64: str) -> tuple[int, int] | None:
+    """Width and height from a base64 PNG's IHDR chunk."""
+    try:
+        head = base64.b64decode(b64[:44])
+    except (binascii.Error, ValueError):
+        return None
+    if len(head) < 24 or head[:8] != b"\x89PNG\r\n\x1a\n":
+        return None
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big")

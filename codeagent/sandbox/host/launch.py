@@ -1,0 +1,69 @@
+"""What the guest launcher is given: the launch spec of a sandbox (paths it may read, its environment from an
+allow-list, its limits and layers)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from codeagent.sandbox.host.policy import SandboxPolicy
+from codeagent.sandbox.protocol.launch_spec import LaunchSpec
+
+#: Environment variables passed into the sandbox, when set on the host. Nothing else (no keys, no tokens).
+ENV_ALLOW = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
+#: The directory holding the ``codeagent`` package (an editable install's source tree must be visible inside).
+PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
+
+
+def python_prefix_paths() -> list[str]:
+    """Every directory the interpreter needs: base prefix, venv prefix, and sys.path entries outside them."""
+    roots = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, sys.exec_prefix)}
+    paths = set(roots)
+    for entry in [*sys.path, PACKAGE_ROOT]:
+        real = os.path.realpath(entry) if entry else ""
+        if real and os.path.isdir(real) and not any(real == r or real.startswith(r + os.sep) for r in roots):
+            paths.add(real)
+    return sorted(paths)
+
+
+def sandbox_env(workspace: str) -> dict[str, str]:
+    """The sandbox's whole environment, built from an allow-list."""
+    env = {k: os.environ[k] for k in ENV_ALLOW if k in os.environ}
+    env.update(
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), "/usr/local/bin", "/usr/bin", "/bin"]),
+        HOME=workspace,
+        TMPDIR=workspace,
+        PYTHONPATH=PACKAGE_ROOT,
+        PYTHONDONTWRITEBYTECODE="1",
+        PYTHONUNBUFFERED="1",
+        MPLBACKEND="module://matplotlib_inline.backend_inline",
+        MPLCONFIGDIR=workspace,
+        PYDEVD_DISABLE_FILE_VALIDATION="1",
+        # RLIMIT_AS counts reserved address space: fewer malloc arenas keep threads from eating the limit.
+        MALLOC_ARENA_MAX="2",
+    )
+    return env
+
+
+def build_launch_spec(
+    policy: SandboxPolicy, connection_file: str, workspace: str, run_dir: str, layers: list[str]
+) -> LaunchSpec:
+    """What the guest launcher applies before it starts the kernel of ``connection_file``."""
+    p = policy
+    return LaunchSpec(
+        argv=[sys.executable, "-m", "codeagent.sandbox.guest.kernel_entry", "-f", connection_file],
+        env=sandbox_env(workspace),
+        workspace=workspace,
+        run_dir=run_dir,
+        readable_paths=python_prefix_paths(),
+        layers=layers,
+        limits={
+            "memory_mb": p.memory_mb,
+            "cpu_seconds": p.cpu_seconds,
+            "max_processes": p.max_processes,
+            "max_file_mb": p.max_file_mb,
+            "max_open_files": p.max_open_files,
+        },
+        uid=p.sandbox_uid if os.geteuid() == 0 else None,
+    )
