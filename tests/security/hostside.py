@@ -202,7 +202,8 @@ class NotebookKernel:
     def shutdown(self) -> None:
         self.kc.stop_channels()
         with contextlib.suppress(Exception):
-            self.km.shutdown_kernel(now=True)
+            # asked, not killed: the notebook's exit handlers shut its sandboxes down (and remove their folders)
+            self.km.shutdown_kernel(now=False)
 
 
 @dataclass
