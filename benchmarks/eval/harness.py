@@ -128,10 +128,8 @@ def direct(name: str, base_url: str | None, model: str, max_tokens: int, max_tur
 
 
 def _call(dispatcher: ToolDispatcher, name: str, args: Any) -> tuple[str, bool]:
-    reply = dispatcher.handle({"id": "direct", "tool": name, "args": args if isinstance(args, dict) else {}})
-    if reply["ok"]:
-        return reply["value_json"], False
-    return f"{reply['error']['type']}: {reply['error']['message']}", True
+    reply = dispatcher.call("direct", name, args if isinstance(args, dict) else {})
+    return (reply.text, False) if reply.ok else (reply.error_text, True)
 
 
 def _tool_result(tool_use_id: str, content: str, is_error: bool) -> dict[str, Any]:
