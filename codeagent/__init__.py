@@ -20,6 +20,7 @@ __all__ = [
     "CodeAgentResult",
     "SandboxPolicy",
     "ToolDenied",
+    "add_mcp_server",
     "load_ipython_extension",
     "tool",
     "unload_ipython_extension",
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
     from codeagent.agent.trace import CodeAgentResult
     from codeagent.sandbox.host.policy import SandboxPolicy
     from codeagent.sandbox.protocol.errors import BudgetExceeded, ToolDenied
+    from codeagent.tools.mcp.servers import add_mcp_server
     from codeagent.tools.registry import tool
 
 _LAZY = {
@@ -38,6 +40,7 @@ _LAZY = {
     # one class on both sides: the host raises it, the sandbox's script catches it (standard library only)
     "ToolDenied": "codeagent.sandbox.protocol.errors",
     "BudgetExceeded": "codeagent.sandbox.protocol.errors",
+    "add_mcp_server": "codeagent.tools.mcp.servers",
 }
 
 

@@ -38,6 +38,7 @@ from codeagent.tools.approval import INTERRUPTED_NOTE, Approvals, Decision, scri
 from codeagent.tools.dispatch import ToolDispatcher, ToolGate
 from codeagent.tools.records import ToolCallRecord
 from codeagent.tools.registry import ToolRegistry
+from codeagent.tools.toolbox import ToolBox
 
 
 class Sandbox(Protocol):
@@ -63,6 +64,12 @@ class AgentSettings(BaseModel):
     )
     profile: ModelProfile = Field(PROFILES["anthropic"], description="How requests are shaped for the backend.")
     answer_from_output: bool = Field(False, description="The first clean script's output is the answer.")
+    tool_prompt_tokens: int = Field(
+        1_500, ge=0, description="Tokens of tool stubs the system prompt may hold; past it the model uses search_tools."
+    )
+    defer_direct_tools: bool = Field(
+        True, description="Past that budget, direct tools use the API's defer_loading and its tool-search tool."
+    )
 
 
 class Agent:
@@ -72,7 +79,7 @@ class Agent:
         self,
         client: anthropic.Anthropic,
         sandbox: Sandbox,
-        registry: ToolRegistry,
+        registry: ToolRegistry | ToolBox,
         settings: AgentSettings | None = None,
         listener: Listener | None = None,
         *,
@@ -114,10 +121,13 @@ class Agent:
         tools = list(self.registry)
         self.sandbox.set_tools([t.spec() for t in tools])
         notes = approval_note(tools, self.approvals) + tool_limit_note(self.budget.tools.limit if self.budget else None)
-        system: list[TextBlockParam] = [{"type": "text", "text": system_prompt(tools, data_section, notes)}]
+        prompt_text = system_prompt(tools, data_section, notes, s.tool_prompt_tokens)
+        system: list[TextBlockParam] = [{"type": "text", "text": prompt_text}]
         if s.profile.cache_prompt:
             system[0]["cache_control"] = {"type": "ephemeral"}
-        api_tools: list[ToolUnionParam] = [EXECUTE_PYTHON_TOOL, *direct_tool_definitions(tools)]
+        # deferred loading is an Anthropic API feature: only for the profile that speaks to it
+        deferred_budget = s.tool_prompt_tokens if s.defer_direct_tools and s.profile.cache_prompt else None
+        api_tools: list[ToolUnionParam] = [EXECUTE_PYTHON_TOOL, *direct_tool_definitions(tools, deferred_budget)]
         messages: list[MessageParam] = [*(history or []), {"role": "user", "content": prompt}]
         try:
             self._loop(result, system, api_tools, messages)

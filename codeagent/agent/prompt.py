@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable
+from typing import Any
 
-from anthropic.types import ToolParam
+from anthropic.types import ToolParam, ToolSearchToolBm25_20251119Param, ToolUnionParam
 
 from codeagent.tools.approval import Approvals, rule_for
 from codeagent.tools.registry import Tool
+from codeagent.tools.render import estimate_tokens, render_tools
 
 EXECUTE_PYTHON = "execute_python"
 
@@ -28,11 +31,7 @@ EXECUTE_PYTHON_TOOL: ToolParam = {
 HOW_TO_WORK = """\
 You answer questions inside a Jupyter notebook by writing Python. Use the `execute_python` tool to run a \
 script in a sandboxed Python kernel (no network, no files outside its working directory, no installs). \
-These functions are already defined in that kernel; call them directly, do not import or redefine them:
-
-```python
-{stubs}
-```
+{tools_section}
 {data_section}
 How to work:
 - Prefer ONE script that does all the work: call the functions, loop over results, filter and aggregate in \
@@ -50,6 +49,23 @@ ASYNC_NOTE = """\
 To make many calls at once, use top-level await: `rows = await asyncio.gather(*[get_x.aio(i) for i in ids])`. \
 A plain `name(...)` call blocks and returns the value, in any script.
 - Functions take and return JSON-like data, NumPy arrays, pandas DataFrames and Arrow tables.
+"""
+
+LISTED_TOOLS = """\
+These functions are already defined in that kernel; call them directly, do not import or redefine them:
+
+```python
+{stubs}
+```"""
+
+SEARCHED_TOOLS = """\
+{count} tools are already defined in that kernel, too many to list here. Find them with \
+`search_tools(query, k=5)`: it returns the stubs (signature, docstring, return type) of the best matches, and \
+every tool it shows is callable exactly as shown; `describe_tool(name)` returns one tool's stub. Search, read \
+and call in one script when you can, e.g. `print(search_tools("refund a payment"))`, then call what you found \
+in the next script. Do not import or redefine the tools. The tool sources:
+
+{sources}
 """
 
 RESULT_NOTE = """\
@@ -85,19 +101,64 @@ def tool_limit_note(limit: int | None) -> str:
 
 
 def tool_stubs(tools: Iterable[Tool]) -> str:
-    stubs = [t.stub for t in tools]
-    return "\n".join(stubs) if stubs else "# (no tools are registered: plain Python only)"
+    tools = list(tools)
+    return render_tools(tools) if tools else "# (no tools are registered: plain Python only)"
 
 
-def system_prompt(tools: Iterable[Tool], data_section: str = "", extra_notes: str = "") -> str:
+def source_lines(tools: list[Any], name_chars: int) -> str:
+    """One line per source with its tool count, and the tool names while they fit in ``name_chars``."""
+    groups: dict[str, list[str]] = {}
+    for t in tools:
+        namespace = getattr(t, "namespace", "")
+        groups.setdefault(namespace, []).append(getattr(t, "attr", t.name))
+    lines = []
+    budget = name_chars
+    for namespace, names in groups.items():
+        where = f"`{namespace}` (an MCP server; call as `{namespace}.<name>(...)`)" if namespace else "functions"
+        line = f"- {where}: {len(names)} tool{'s' if len(names) != 1 else ''}"
+        listed = ", ".join(names)
+        if len(listed) <= budget:
+            line += f": {listed}"
+            budget -= len(listed)
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def tools_section(tools: list[Any], budget_tokens: int | None = None) -> str:
+    """The stubs of every tool, or (when they exceed ``budget_tokens``) the sources and how to search."""
+    stubs = tool_stubs(tools).rstrip()
+    if budget_tokens is None or estimate_tokens(stubs) <= budget_tokens:
+        return LISTED_TOOLS.format(stubs=stubs)
+    return SEARCHED_TOOLS.format(count=len(tools), sources=source_lines(tools, budget_tokens)).rstrip("\n")
+
+
+def uses_search(tools: list[Any], budget_tokens: int | None) -> bool:
+    return budget_tokens is not None and estimate_tokens(tool_stubs(tools).rstrip()) > budget_tokens
+
+
+def system_prompt(
+    tools: Iterable[Any], data_section: str = "", extra_notes: str = "", budget_tokens: int | None = None
+) -> str:
+    """The system prompt; past ``budget_tokens`` of stubs, the model finds tools with ``search_tools``."""
     tools = list(tools)
     section = f"\n{data_section.strip()}\n" if data_section.strip() else ""
     notes = (ASYNC_NOTE if tools else "") + RESULT_NOTE + extra_notes
-    return HOW_TO_WORK.format(stubs=tool_stubs(tools).rstrip(), data_section=section, notes=notes)
+    return HOW_TO_WORK.format(tools_section=tools_section(tools, budget_tokens), data_section=section, notes=notes)
 
 
-def direct_tool_definitions(tools: Iterable[Tool]) -> list[ToolParam]:
-    """Tools marked ``mode="direct"`` as ordinary Anthropic tool definitions (with ``input_examples``)."""
+#: Anthropic's server-side tool search over tools sent with ``defer_loading`` (they stay out of the prompt).
+TOOL_SEARCH_TOOL: ToolSearchToolBm25_20251119Param = {
+    "type": "tool_search_tool_bm25_20251119",
+    "name": "tool_search_tool_bm25",
+}
+
+
+def direct_tool_definitions(tools: Iterable[Tool], defer_past_tokens: int | None = None) -> list[ToolUnionParam]:
+    """Tools marked ``mode="direct"`` as ordinary Anthropic tool definitions (with ``input_examples``).
+
+    When their definitions exceed ``defer_past_tokens``, each gets ``defer_loading`` and the API's tool-search
+    tool is added, so the model loads only the definitions it searches for.
+    """
     definitions: list[ToolParam] = []
     for t in tools:
         if t.mode != "direct":
@@ -110,4 +171,10 @@ def direct_tool_definitions(tools: Iterable[Tool]) -> list[ToolParam]:
         if t.examples:
             definition["input_examples"] = [dict(example) for example in t.examples]
         definitions.append(definition)
-    return definitions
+    over = defer_past_tokens is not None and estimate_tokens(json.dumps(definitions)) > defer_past_tokens
+    if not (definitions and over):
+        return list(definitions)
+    for definition in definitions:
+        definition["defer_loading"] = True
+    search: ToolSearchToolBm25_20251119Param = {"type": TOOL_SEARCH_TOOL["type"], "name": TOOL_SEARCH_TOOL["name"]}
+    return [*definitions, search]

@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import atexit
 import sys
+from pathlib import Path
 from typing import Any
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from IPython.core.magic_arguments import argument, magic_arguments
 from IPython.display import display
-from traitlets import Bool, Bunch, Dict, Enum, Float, Int, List, TraitError, Unicode, validate
+from traitlets import Bool, Bunch, Dict, Enum, Float, Int, List, TraitError, Unicode, observe, validate
 from traitlets.config import Configurable
 
 from codeagent.agent.budget import Budget, Limits, UnknownPrice
@@ -39,6 +40,7 @@ from codeagent.sandbox.host.info import sandbox_info
 from codeagent.sandbox.host.manager import SandboxError
 from codeagent.sandbox.host.policy import SandboxPolicy
 from codeagent.tools.approval import Approvals, check_rules
+from codeagent.tools.render import sources_table
 from codeagent.widgets.live import LiveView
 from codeagent.widgets.render import SECTIONS, UNSANDBOXED_WARNING, render_bundle
 from codeagent.widgets.sanitize import safe_bundle
@@ -56,6 +58,8 @@ class CodeAgent(Magics, Configurable):
     max_steps = setting(AgentSettings, "max_steps")
     max_tokens = setting(AgentSettings, "max_tokens")
     output_chars = setting(AgentSettings, "output_chars")  # also SandboxPolicy.output_chars
+    tool_prompt_tokens = setting(AgentSettings, "tool_prompt_tokens")
+    defer_direct_tools = setting(AgentSettings, "defer_direct_tools")
     sandbox_mode = setting(SandboxPolicy, "mode")
     timeout = setting(SandboxPolicy, "wall_seconds")
     memory_mb = setting(SandboxPolicy, "memory_mb")
@@ -152,6 +156,37 @@ class CodeAgent(Magics, Configurable):
         "codeagent-sandbox", help="Kernelspec the gateway starts sandboxes from (codeagent's remote launcher)."
     ).tag(config=True)
 
+    mcp_config = Unicode(
+        "", help="MCP servers from a .mcp.json / Claude Desktop config (mcpServers), relative to the notebook."
+    ).tag(config=True)
+
+    @validate("mcp_config")
+    def _check_mcp_config(self, proposal: Any) -> str:
+        path = proposal["value"]
+        if path:
+            from codeagent.tools.mcp.config import McpConfigError, resolve, server_entries
+
+            try:
+                server_entries(resolve(path, Path.cwd()))
+            except McpConfigError as e:
+                raise TraitError(str(e)) from None
+        return str(path)
+
+    @observe("mcp_config")
+    def _load_mcp_config(self, change: Any) -> None:
+        if change["new"]:
+            self.add_config_servers(change["new"])
+
+    def add_config_servers(self, path: str) -> list[str]:
+        """Add (or replace) every server of an MCP config file; returns their names."""
+        from codeagent.tools.mcp.config import resolve, server_entries
+        from codeagent.tools.mcp.servers import add_mcp_server
+
+        entries = server_entries(resolve(path, Path.cwd()))
+        for name, kwargs in entries.items():
+            add_mcp_server(name, servers=self.session.servers, **kwargs)
+        return list(entries)
+
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         Configurable.__init__(self, config=shell.config if shell is not None else None)
         Magics.__init__(self, shell=shell, **kwargs)
@@ -160,6 +195,11 @@ class CodeAgent(Magics, Configurable):
         atexit.register(self.session.close)
         self.cassettes = CassetteShelf()
         self._use_gateway()
+        if self.mcp_config:  # from ipython_config.py: observers do not fire for the initial value
+            try:
+                self.add_config_servers(self.mcp_config)
+            except (ValueError, ImportError) as e:
+                print(f"codeagent: {e}", file=sys.stderr)
         if self.warm_start:
             self.session.warm_up(self.policy())
 
@@ -210,6 +250,7 @@ class CodeAgent(Magics, Configurable):
     @argument("--reset", action="store_true", help="Start a new conversation and restart the sandbox.")
     @argument("--usage", action="store_true", help="Show token usage and estimated cost of this session.")
     @argument("--sandbox-info", action="store_true", help="Show which sandbox protections are active here.")
+    @argument("--tools", action="store_true", help="List every tool source (@tool, MCP servers) and its tools.")
     @line_cell_magic
     def codeagent(self, line: str, cell: str | None = None) -> CodeAgentResult | None:
         """Ask the model; it writes one Python script that calls your tools in a sandboxed kernel.
@@ -236,6 +277,9 @@ class CodeAgent(Magics, Configurable):
         self._use_gateway()
         if args.sandbox_info:
             print(self._sandbox_info())
+            return None
+        if args.tools:
+            print(sources_table(self.session.toolbox().sources))
             return None
         if args.reset:
             self.session.reset_sandbox()

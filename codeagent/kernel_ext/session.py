@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -15,7 +16,9 @@ from codeagent.sandbox.host.manager import SandboxKernel
 from codeagent.sandbox.host.policy import SandboxPolicy
 from codeagent.sandbox.host.pool import SandboxPool
 from codeagent.tools.approval import Approvals
+from codeagent.tools.mcp.servers import McpServers, default_servers
 from codeagent.tools.registry import ToolRegistry, default_registry
+from codeagent.tools.toolbox import ToolBox
 
 if TYPE_CHECKING:
     from codeagent.sandbox.host.gateway.settings import GatewaySettings
@@ -26,6 +29,7 @@ class Session:
     """State that lives as long as the notebook's kernel (or until ``--reset``)."""
 
     registry: ToolRegistry = field(default_factory=lambda: default_registry)
+    servers: McpServers = field(default_factory=lambda: default_servers)
     history: list[MessageParam] = field(default_factory=list)
     usage: Usage = field(default_factory=Usage)
     calls: int = 0
@@ -79,7 +83,7 @@ class Session:
     ) -> CodeAgentResult:
         """Run one prompt, continuing the conversation."""
         agent = Agent(
-            client, self.sandbox(policy), self.registry, settings, listener, approvals=approvals, budget=budget
+            client, self.sandbox(policy), self.toolbox(), settings, listener, approvals=approvals, budget=budget
         )
         result = agent.run(prompt, history=self.history, data_section=data_section)
         self.calls += 1
@@ -88,6 +92,15 @@ class Session:
         if result.status in ("done", "max_steps", "budget"):
             self.history.extend(conversation_turns(result))
         return result
+
+    def toolbox(self, report: bool = True) -> ToolBox:
+        """Every tool source, MCP servers started on first use; a server that fails is reported in one line
+        and left out, the others keep working."""
+        box = ToolBox(self.registry, self.servers)
+        for line in box.refresh():
+            if report:
+                print(f"codeagent: {line}", file=sys.stderr)
+        return box
 
     def new_conversation(self) -> None:
         self.history.clear()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from traitlets import Enum, Float, HasTraits, Int, TraitError, TraitType, Unicode
+from traitlets import Bool, Enum, Float, HasTraits, Int, TraitError, TraitType, Unicode
 
 from codeagent.agent.loop import AgentSettings
 from codeagent.sandbox.host.policy import SandboxPolicy
@@ -34,6 +34,8 @@ def setting(model: type[BaseModel], field: str) -> TraitType[Any, Any]:
     trait: TraitType[Any, Any]
     if get_origin(annotation) is Literal:
         trait = Enum(list(get_args(annotation)), default_value=default, help=text)
+    elif annotation is bool:
+        trait = Bool(default, help=text)
     elif annotation is int:
         trait = Int(default, help=text)
     elif annotation is float:

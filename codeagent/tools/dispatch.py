@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic_core import PydanticSerializationError, to_jsonable_python
 
@@ -27,6 +27,9 @@ from codeagent.tools.records import ToolCallRecord
 from codeagent.tools.registry import Tool, ToolArgumentError, ToolRegistry
 
 __all__ = ["ToolCallRecord", "ToolDispatcher", "ToolGate", "ToolValueError", "UnsendableData"]
+
+if TYPE_CHECKING:
+    from codeagent.tools.toolbox import ToolBox
 
 PREVIEW_CHARS = 300
 
@@ -147,7 +150,7 @@ class ToolDispatcher:
 
     def __init__(
         self,
-        registry: ToolRegistry,
+        registry: ToolRegistry | ToolBox,
         on_call: Callable[[ToolCallRecord], None] | None = None,
         gate: ToolGate | None = None,
         data: Mapping[str, tuple[bytes, list[codec.Buffer]]] | None = None,
@@ -198,6 +201,8 @@ class ToolDispatcher:
         if op != "call":
             if op == "result":
                 return self._set_result(request)
+            if op in ("search", "describe"):
+                return self._lookup(request, op)
             return error_reply(req_id, "ValueError", f"unknown bridge operation {str(op)[:40]!r}")
         try:
             args: Any = {} if request.body == b"{}" and not request.buffers else request.value()
@@ -289,6 +294,19 @@ class ToolDispatcher:
         body, buffers = self.data[name]
         self.served.append(name)
         return ok_reply(request.id, body, buffers)
+
+    def _lookup(self, request: BridgeRequest, op: str) -> Reply:
+        """``search_tools`` / ``describe_tool`` from the script: stub text from the tool box's index."""
+        lookup = getattr(self.registry, "search_text" if op == "search" else "describe_text", None)
+        try:
+            fields = request.value()
+            if lookup is None or not isinstance(fields, dict):
+                raise ValueError("tool search is not available here")
+            text = lookup(**fields)
+        except (TypeError, ValueError, codec.CodecError) as e:
+            what = "search_tools()" if op == "search" else "describe_tool()"
+            return error_reply(request.id, type(e).__name__, f"{what}: {exception_message(e)}", builtin_base(e))
+        return ok_reply(request.id, codec.to_bytes(json.dumps(text)))
 
 
 def builtin_base(error: BaseException) -> str | None:

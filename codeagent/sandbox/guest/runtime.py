@@ -33,6 +33,7 @@ def make_stub(client: BridgeClient, spec: dict[str, Any]) -> Callable[..., Any]:
     ``stub.aio(...)`` takes the same arguments and returns an awaitable.
     """
     name = spec["name"]
+    call_name = spec.get("call") or name  # a namespaced (MCP) tool is called as "namespace.name"
     params = [
         inspect.Parameter(
             p["name"],
@@ -43,8 +44,8 @@ def make_stub(client: BridgeClient, spec: dict[str, Any]) -> Callable[..., Any]:
         for p in spec["params"]
     ]
     signature = inspect.Signature(params, return_annotation=spec.get("returns") or _MISSING)
-    head = head_template(op="call", tool=name)
-    what = f"{name}()"
+    head = head_template(op="call", tool=call_name)
+    what = f"{call_name}()"
     # Fast path: plain positional/keyword calls of a signature without positional-only or variadic parameters.
     simple = all(p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) for p in params)
     all_names = [p.name for p in params]
@@ -77,13 +78,58 @@ def make_stub(client: BridgeClient, spec: dict[str, Any]) -> Callable[..., Any]:
     functions: tuple[tuple[Callable[..., Any], str], ...] = ((stub, ""), (aio, ".aio"))
     for f, suffix in functions:
         f.__name__ = name
-        f.__qualname__ = name + suffix
+        f.__qualname__ = call_name + suffix
         f.__doc__ = spec.get("doc") or None
         f.__signature__ = signature  # type: ignore[attr-defined]
         f.__module__ = "tools"
     stub.aio = aio  # type: ignore[attr-defined]
     return stub
 
+
+class ToolNamespace:
+    """The tools of one MCP server: ``git.git_log(...)``. Attributes are the tools; nothing else is settable."""
+
+    _name: str
+    _tools: dict[str, Callable[..., Any]]
+
+    def __init__(self, name: str, tools: dict[str, Callable[..., Any]]) -> None:
+        object.__setattr__(self, "_name", name)
+        object.__setattr__(self, "_tools", dict(tools))
+        for attr, stub in tools.items():
+            object.__setattr__(self, attr, stub)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        raise AttributeError(f"the tools of {self._name} cannot be replaced")
+
+    def __dir__(self) -> list[str]:
+        return sorted(self._tools)
+
+    def __repr__(self) -> str:
+        return f"<tools of MCP server {self._name}: {', '.join(sorted(self._tools)) or 'none'}>"
+
+
+def _text_op(op: str, what: str) -> Callable[..., str]:
+    def ask(**fields: Any) -> str:
+        if _client is None:
+            raise BridgeError("the tool bridge is not installed")
+        return str(_client.request(head_template(op=op), fields, what))
+
+    return ask
+
+
+def search_tools(query: str, k: int = 5) -> str:
+    """Find tools by what they do: the stubs (signature, docstring, return type) of the best ``k`` matches
+    for ``query``. Every tool found is already callable."""
+    return _text_op("search", "search_tools()")(query=str(query), k=int(k))
+
+
+def describe_tool(name: str) -> str:
+    """The full stub of one tool, by name (``"git.git_log"`` for a tool of an MCP server)."""
+    return _text_op("describe", "describe_tool()")(name=str(name))
+
+
+for _f in (search_tools, describe_tool):
+    _f.__module__ = "tools"
 
 _client: BridgeClient | None = None
 
@@ -112,8 +158,18 @@ def install(
     errors: list[type[Exception]] = [ToolError, *NAMED_ERRORS.values()]
     for error in errors:
         namespace[error.__name__] = error
+    namespace["search_tools"] = search_tools
+    namespace["describe_tool"] = describe_tool
+    for stale in [k for k, v in namespace.items() if isinstance(v, ToolNamespace)]:
+        del namespace[stale]
+    grouped: dict[str, dict[str, Callable[..., Any]]] = {}
     for spec in specs:
-        namespace[spec["name"]] = make_stub(client, spec)
+        if spec.get("namespace"):
+            grouped.setdefault(spec["namespace"], {})[spec["name"]] = make_stub(client, spec)
+        else:
+            namespace[spec["name"]] = make_stub(client, spec)
+    for name, tools in grouped.items():
+        namespace[name] = ToolNamespace(name, tools)
 
 
 #: The bridge address of sandboxes behind a gateway: tool calls travel on the kernel's stdin channel.
