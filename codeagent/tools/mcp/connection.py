@@ -283,7 +283,7 @@ class ServerConnection:
             errlog = stack.enter_context(open(self.log_path or os.devnull, "a", encoding="utf-8"))  # noqa: SIM115
             params = StdioServerParameters(
                 command=sys.executable,
-                args=["-I", "-S", LEASH, "--", spec.command, *spec.args],
+                args=["-I", "-S", LEASH, "--remove-when-orphaned", self._log_dir or "", "--", spec.command, *spec.args],
                 env=dict(spec.env),
                 cwd=spec.cwd,
                 encoding_error_handler="replace",
@@ -307,15 +307,19 @@ class ServerConnection:
             owner.cancel()  # still starting (or hung there): cancelling runs the same shutdown
         self._connected = False
 
+    def remove_log(self) -> None:
+        """Remove the stderr log's folder (an open log file lives on until the server is gone)."""
+        if self._log_dir:
+            import shutil
+
+            shutil.rmtree(self._log_dir, ignore_errors=True)
+            self._log_dir = None
+
     def stop(self) -> None:
         with self._lock:
+            self.remove_log()  # first: a kernel that exits may be killed before the shutdown below ends
             self._teardown()
             self.status = "stopped"
-            if self._log_dir:
-                import shutil
-
-                shutil.rmtree(self._log_dir, ignore_errors=True)
-                self._log_dir = None
 
     def ensure_running(self) -> None:
         """Start on first use; restart once when the server died since the last call."""

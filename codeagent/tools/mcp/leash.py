@@ -1,11 +1,11 @@
 """Run an MCP server so that it dies with the notebook kernel, even when the kernel is SIGKILLed.
 
-``python -I -S leash.py -- command args…`` (standard library only; run as a file, not a module, so it needs
-no ``sys.path``). It starts the server with its own stdin/stdout/stderr, in its own process group (the MCP SDK
-starts us as a session leader and signals that group on shutdown), and watches the parent (the kernel)
-through a pidfd. When the parent goes, the whole group gets SIGTERM, then SIGKILL; as a child subreaper it
-also kills descendants that left the group. When the server exits, whatever it left running is ended the same
-way and the leash exits with the server's code.
+``python -I -S leash.py [--remove-when-orphaned DIR] -- command args…`` (standard library only; run as a file,
+not a module, so it needs no ``sys.path``). It starts the server with its own stdin/stdout/stderr, in its own
+process group (the MCP SDK starts us as a session leader and signals that group on shutdown), and watches the
+parent (the kernel) through a pidfd. When the parent goes, the whole group gets SIGTERM, then SIGKILL; as a
+child subreaper it also kills descendants that left the group. When the server exits, whatever it left running
+is ended the same way and the leash exits with the server's code.
 """
 
 from __future__ import annotations
@@ -91,7 +91,19 @@ def _end_all(server: int) -> int | None:
     return _reap(server) if code is None else code
 
 
+def _orphaned(server: int, leftover: str | None) -> int:
+    _end_all(server)
+    if leftover:
+        import shutil
+
+        shutil.rmtree(leftover, ignore_errors=True)
+    return 137
+
+
 def main(argv: list[str]) -> int:
+    leftover = None  # a folder of the kernel's (the server's stderr log) to remove if the kernel dies first
+    if argv[:1] == ["--remove-when-orphaned"] and len(argv) > 1:
+        leftover, argv = argv[1], argv[2:]
     if argv[:1] == ["--"]:
         argv = argv[1:]
     if not argv:
@@ -120,8 +132,7 @@ def main(argv: list[str]) -> int:
                 _end_all(server)
             return code
         if os.getppid() != parent:
-            _end_all(server)
-            return 137
+            return _orphaned(server, leftover)
         watched = [fd for fd in (parent_fd, server_fd) if fd is not None]
         if watched:
             ready = select.select(watched, [], [], 1.0 if parent_fd is not None else 0.2)[0]
@@ -129,8 +140,7 @@ def main(argv: list[str]) -> int:
             time.sleep(0.2)
             ready = []
         if parent_fd is not None and parent_fd in ready:
-            _end_all(server)
-            return 137
+            return _orphaned(server, leftover)
 
 
 if __name__ == "__main__":

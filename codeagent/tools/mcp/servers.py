@@ -167,6 +167,8 @@ class McpServers:
 
     def close(self) -> None:
         for server in list(self._servers.values()):
+            server.connection.remove_log()
+        for server in list(self._servers.values()):
             server.stop()
         self.loop.close()
 
