@@ -175,8 +175,11 @@ def _progress(r: dict[str, Any]) -> str:
 
 def write(out: Path, meta: dict[str, Any], records: list[dict[str, Any]]) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({"meta": meta, "records": records}, indent=1, default=str))
-    out.with_suffix(".md").write_text(report(meta, records))
+    # not with_suffix: model names have dots ("qwen2.5-coder-1.5b")
+    out.parent.joinpath(out.name + ".json").write_text(
+        json.dumps({"meta": meta, "records": records}, indent=1, default=str)
+    )
+    out.parent.joinpath(out.name + ".md").write_text(report(meta, records))
 
 
 def report(meta: dict[str, Any], records: list[dict[str, Any]]) -> str:
@@ -248,8 +251,8 @@ def main(argv: list[str] | None = None) -> None:
     if any(m not in MODES for m in args.modes.split(",")):
         parser.error(f"--modes takes {', '.join(MODES)}")
     out = run(args)
-    print(f"\nwrote {out.with_suffix('.md')} and .json")
-    print(out.with_suffix(".md").read_text())
+    print(f"\nwrote {out}.md and .json")
+    print(out.parent.joinpath(out.name + ".md").read_text())
 
 
 if __name__ == "__main__":
