@@ -35,7 +35,7 @@ from codeagent.agent.trace import CodeAgentResult, Listener, ModelStep, ScriptRu
 from codeagent.sandbox.host.manager import ExecutionResult
 from codeagent.sandbox.host.output import cap_text
 from codeagent.tools.approval import INTERRUPTED_NOTE, Approvals, Decision, script_denial_message
-from codeagent.tools.dispatch import ToolDispatcher, ToolGate
+from codeagent.tools.dispatch import TRACE_VALUE_CHARS, ToolDispatcher, ToolGate
 from codeagent.tools.records import ToolCallRecord
 from codeagent.tools.registry import ToolRegistry
 from codeagent.tools.toolbox import ToolBox
@@ -118,7 +118,9 @@ class Agent:
         s = self.settings
         result = CodeAgentResult(prompt=prompt, model=s.model, sandbox_layers=list(self.sandbox.layers))
         started = time.perf_counter()
-        tools = list(self.registry)
+        tools = [
+            t for t in self.registry if t.mode != "direct"
+        ]  # a direct-only tool is no stub: the script cannot call it
         self.sandbox.set_tools([t.spec() for t in tools])
         notes = approval_note(tools, self.approvals) + tool_limit_note(self.budget.tools.limit if self.budget else None)
         prompt_text = system_prompt(tools, data_section, notes, s.tool_prompt_tokens)
@@ -127,7 +129,10 @@ class Agent:
             system[0]["cache_control"] = {"type": "ephemeral"}
         # deferred loading is an Anthropic API feature: only for the profile that speaks to it
         deferred_budget = s.tool_prompt_tokens if s.defer_direct_tools and s.profile.cache_prompt else None
-        api_tools: list[ToolUnionParam] = [EXECUTE_PYTHON_TOOL, *direct_tool_definitions(tools, deferred_budget)]
+        api_tools: list[ToolUnionParam] = [
+            EXECUTE_PYTHON_TOOL,
+            *direct_tool_definitions([t for t in self.registry if t.mode != "code"], deferred_budget),
+        ]
         messages: list[MessageParam] = [*(history or []), {"role": "user", "content": prompt}]
         try:
             self._loop(result, system, api_tools, messages)
@@ -305,7 +310,7 @@ class Agent:
         if block.name == EXECUTE_PYTHON:
             return _tool_result(block.id, BAD_EXECUTE, True)
         tool = self.registry.get(block.name)
-        if tool is None or tool.mode != "direct":
+        if tool is None or tool.mode == "code":
             return _tool_result(block.id, f"There is no tool named {block.name!r}.", True)
         calls: list[ToolCallRecord] = []
         reply = ToolDispatcher(self.registry, calls.append, self.gate).call(block.id, block.name, block.input)
@@ -350,7 +355,8 @@ class Agent:
             run.tool_calls.append(call)
             self._emit("tool_call", call)
 
-        dispatcher = ToolDispatcher(self.registry, on_call, self.gate)
+        limit = getattr(getattr(self.sandbox, "policy", None), "trace_value_chars", TRACE_VALUE_CHARS)
+        dispatcher = ToolDispatcher(self.registry, on_call, self.gate, trace_value_chars=limit)
         try:
             outcome = self.sandbox.execute(
                 code,
@@ -368,6 +374,7 @@ class Agent:
         run.duration_s = outcome.duration_s
         run.output_chars = outcome.output_chars
         run.displays = outcome.displays
+        run.misbehaved = getattr(outcome, "misbehaved", None)
         if dispatcher.result_set:  # the script called set_result(value)
             result.value = dispatcher.result_value
         self._emit("script_finished", run)

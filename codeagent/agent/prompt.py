@@ -161,7 +161,7 @@ def direct_tool_definitions(tools: Iterable[Tool], defer_past_tokens: int | None
     """
     definitions: list[ToolParam] = []
     for t in tools:
-        if t.mode != "direct":
+        if t.mode == "code":
             continue
         definition: ToolParam = {
             "name": t.name,

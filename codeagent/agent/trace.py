@@ -63,6 +63,7 @@ class ScriptRun:
     tool_calls: list[ToolCallRecord] = field(default_factory=list)
     displays: list[dict[str, Any]] = field(default_factory=list)
     approval: str | None = None  # with --confirm: who let it run, or why it did not
+    misbehaved: str | None = None  # what the host dropped from the sandbox (malformed messages, limits)
 
 
 @dataclass

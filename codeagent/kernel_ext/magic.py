@@ -71,6 +71,16 @@ class CodeAgent(Magics, Configurable):
     sandbox_uid = setting(SandboxPolicy, "sandbox_uid")
     bridge_request_mb = setting(SandboxPolicy, "bridge_request_mb")
     bridge_reply_mb = setting(SandboxPolicy, "bridge_reply_mb")
+    # host-side limits that hold whatever the script does (README: Security)
+    bridge_buffer_mb = setting(SandboxPolicy, "bridge_buffer_mb")
+    bridge_connections = setting(SandboxPolicy, "bridge_connections")
+    bridge_queued_reply_mb = setting(SandboxPolicy, "bridge_queued_reply_mb")
+    iopub_call_mb = setting(SandboxPolicy, "iopub_call_mb")
+    iopub_message_mb = setting(SandboxPolicy, "iopub_message_mb")
+    iopub_queue = setting(SandboxPolicy, "iopub_queue")
+    trace_value_chars = setting(SandboxPolicy, "trace_value_chars")
+    workspace_mb = setting(SandboxPolicy, "workspace_mb")
+    workspace_inodes = setting(SandboxPolicy, "workspace_inodes")
 
     base_url = Unicode(
         None, allow_none=True, help="Messages API base URL (default: ANTHROPIC_BASE_URL or Anthropic's)."

@@ -10,7 +10,12 @@ the value as JSON text. Both answer with a :class:`~codeagent.sandbox.protocol.m
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import os
+import re
+import reprlib
+import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
@@ -32,6 +37,34 @@ if TYPE_CHECKING:
     from codeagent.tools.toolbox import ToolBox
 
 PREVIEW_CHARS = 300
+#: Arguments the trace keeps whole up to this many encoded characters; beyond, a preview and the size.
+TRACE_VALUE_CHARS = 2_000
+_PREVIEW = reprlib.Repr()  # bounded repr: never builds the whole text of a huge list
+_PREVIEW.maxstring = _PREVIEW.maxother = 160
+_PREVIEW.maxlist = _PREVIEW.maxdict = _PREVIEW.maxtuple = _PREVIEW.maxset = 8
+
+
+def trace_arguments(args: Any, size: int, limit: int, *, whole: bool = True) -> dict[str, Any]:
+    """What the trace keeps of a call's arguments: them, if ``size`` (encoded) is within ``limit``; else each
+    value that is large replaced by a short preview naming its size, so a 100 MB argument is not kept twice."""
+    if type(args) is not dict:
+        args = {"_": args}
+    if whole and size <= limit:
+        return args
+    kept: dict[str, Any] = {}
+    for key, value in list(args.items())[:50]:
+        if isinstance(value, (bool, int, float)) or value is None:
+            kept[str(key)] = value
+            continue
+        if isinstance(value, str) and len(value) <= PREVIEW_CHARS:
+            kept[str(key)] = value
+            continue
+        text = value if isinstance(value, str) else (array_summary(value) or _PREVIEW.repr(value))
+        length = f"{len(value):,} items, " if hasattr(value, "__len__") and not isinstance(value, str) else ""
+        kept[str(key)] = f"<{type(value).__name__}, {length}{text[:PREVIEW_CHARS]!s}…>"
+    if len(args) > 50:
+        kept["…"] = f"{len(args) - 50} more arguments"
+    return kept
 
 
 class ToolValueError(TypeError):
@@ -154,10 +187,13 @@ class ToolDispatcher:
         on_call: Callable[[ToolCallRecord], None] | None = None,
         gate: ToolGate | None = None,
         data: Mapping[str, tuple[bytes, list[codec.Buffer]]] | None = None,
+        *,
+        trace_value_chars: int = TRACE_VALUE_CHARS,
     ) -> None:
         self.registry = registry
         self.on_call = on_call
         self.gate = gate
+        self.trace_value_chars = trace_value_chars
         #: With ``data``: a ``--data`` hand-over, which serves those values and refuses everything else.
         self.data = data
         self.served: list[str] = []
@@ -204,30 +240,43 @@ class ToolDispatcher:
             if op in ("search", "describe"):
                 return self._lookup(request, op)
             return error_reply(req_id, "ValueError", f"unknown bridge operation {str(op)[:40]!r}")
+        name = request.head.get("tool")
+        tool = self.registry.get(name) if type(name) is str else None
+        if tool is not None and tool.mode == "direct":  # offered to the model only (mode="both": a stub too)
+            return error_reply(req_id, "NameError", f"no tool named {str(name)[:80]!r} is registered")
         try:
             args: Any = {} if request.body == b"{}" and not request.buffers else request.value()
         except codec.CodecError as e:
             args = _Undecodable(e)
-        return self._start(req_id, request.head.get("tool"), args, for_sandbox)
+        size = len(request.body) + (sum(codec.nbytes(b) for b in request.buffers) if request.buffers else 0)
+        # arrays and tables are always previewed in the trace: kept whole they would pin the received buffers
+        return self._start(req_id, name, args, for_sandbox, size=size, whole=not request.buffers)
 
     def call(self, tool_use_id: str, name: str, args: Any) -> Reply:
         """A direct tool call from the model: the same checks, gate and record as a script's call, run to
         completion; the value is JSON text (``reply.text``)."""
-        outcome = self._start(tool_use_id, name, args, for_model)
+        size = len(json.dumps(args, ensure_ascii=False, default=str))
+        outcome = self._start(tool_use_id, name, args, for_model, size=size)
         if isinstance(outcome, Pending):
             return outcome.finish(*run_to_completion(outcome.coroutine, name))
         return outcome
 
-    def _start(self, req_id: Any, name: Any, args: Any, encode: Encoder) -> Reply | Pending:
+    def _start(
+        self, req_id: Any, name: Any, args: Any, encode: Encoder, *, size: int = 0, whole: bool = True
+    ) -> Reply | Pending:
         tool = self.registry.get(name) if type(name) is str else None
         if tool is None:
             return error_reply(req_id, "NameError", f"no tool named {str(name)[:80]!r} is registered")
         started = time.perf_counter()
         if isinstance(args, _Undecodable):
-            record = ToolCallRecord(name=tool.name, arguments={})
+            record = ToolCallRecord(name=tool.name, arguments={}, arguments_chars=size)
             error = TypeError(f"{tool.name}(): arguments: {args.error}")
             return self._finish(req_id, record, started, None, error, encode)
-        record = ToolCallRecord(name=tool.name, arguments=args if type(args) is dict else {"_": args})
+        record = ToolCallRecord(
+            name=tool.name,
+            arguments=trace_arguments(args, size, self.trace_value_chars, whole=whole),
+            arguments_chars=size,
+        )
         try:
             kwargs = tool.validate(args)
         except ToolArgumentError as e:
@@ -323,10 +372,29 @@ def builtin_base(error: BaseException) -> str | None:
 
 
 def exception_message(e: BaseException) -> str:
-    """The message the exception was raised with (``KeyError('x')`` gives ``x``, not ``'x'``)."""
+    """The message the exception was raised with (``KeyError('x')`` gives ``x``, not ``'x'``), without the
+    host's own paths (the notebook's directory, the home directory, the Python prefix)."""
     if len(e.args) == 1 and isinstance(e.args[0], str):
-        return e.args[0]
-    return str(e)
+        return redact_host_paths(e.args[0])
+    return redact_host_paths(str(e))
+
+
+def _host_roots() -> list[tuple[str, str]]:
+    roots = {os.path.expanduser("~"): "~", sys.prefix: "<python>", sys.base_prefix: "<python>"}
+    with contextlib.suppress(OSError):
+        roots[os.getcwd()] = "."
+    found = {os.path.realpath(path): name for path, name in roots.items() if path and path != "/"}
+    found.update({path: name for path, name in roots.items() if path and path != "/"})
+    return sorted(found.items(), key=lambda item: -len(item[0]))
+
+
+def redact_host_paths(message: str) -> str:
+    """``message`` with the host's directories replaced by ``.``, ``~`` or ``<python>`` (a tool's error
+    travels into the sandbox and to the model: it need not say where the notebook lives or who runs it)."""
+    for path, name in _host_roots():
+        if path in message:
+            message = re.sub(re.escape(path) + r"(?=[/\s'\"):,]|$)", name, message)
+    return message
 
 
 @dataclass

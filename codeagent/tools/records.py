@@ -12,8 +12,9 @@ class ToolCallRecord:
     """One tool call made by a script (or by the model directly), as shown in the trace."""
 
     name: str
-    arguments: dict[str, Any]
+    arguments: dict[str, Any]  # whole when small, else each large value replaced by a preview string
     result_preview: str = ""
+    arguments_chars: int = 0  # size of the encoded arguments: JSON characters plus binary bytes
     result_chars: int = 0  # size of the encoded result: JSON characters plus binary bytes
     duration_s: float = 0.0
     error: str | None = None  # "TypeName: message"

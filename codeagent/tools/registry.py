@@ -21,7 +21,8 @@ from codeagent.tools.schema import (
 )
 from codeagent.tools.stubs import stub_source
 
-ToolMode = Literal["code", "direct"]
+#: code: a stub in the sandbox; direct: offered to the model as an Anthropic tool only; both: each.
+ToolMode = Literal["code", "direct", "both"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Names the sandbox defines next to the tools.
@@ -169,8 +170,8 @@ def make_tool(
         raise ValueError(f"tool name {tool_name!r} must be a public Python identifier (letters, digits, _)")
     if tool_name in RESERVED_NAMES:
         raise ValueError(f"tool name {tool_name!r} is reserved by codeagent; pass name=... to @tool")
-    if mode not in ("code", "direct"):
-        raise ValueError(f"tool mode must be 'code' or 'direct', not {mode!r}")
+    if mode not in ("code", "direct", "both"):
+        raise ValueError(f"tool mode must be 'code', 'direct' or 'both', not {mode!r}")
     model, params = build_arguments_model(func, tool_name)
     if description is None:
         description = inspect.getdoc(func) or ""
@@ -228,10 +229,12 @@ class ToolRegistry:
         return len(self._tools)
 
     def code_tools(self) -> list[Tool]:
-        return list(self._tools.values())
+        """Tools the script may call (a stub each in the sandbox): every mode but ``direct``."""
+        return [t for t in self._tools.values() if t.mode != "direct"]
 
     def direct_tools(self) -> list[Tool]:
-        return [t for t in self._tools.values() if t.mode == "direct"]
+        """Tools offered to the model as ordinary tool definitions: ``direct`` and ``both``."""
+        return [t for t in self._tools.values() if t.mode != "code"]
 
 
 default_registry = ToolRegistry()

@@ -6,14 +6,15 @@ GitHub, nbconvert and a closed kernel.
 
 from __future__ import annotations
 
-import html
 import json
 from collections.abc import Iterable
 from typing import Any
 
 from codeagent.agent.pricing import estimate_cost, format_cost
 from codeagent.agent.trace import CodeAgentResult, ScriptRun
+from codeagent.sandbox.host.output import strip_controls
 from codeagent.tools.records import ToolCallRecord
+from codeagent.widgets.sanitize import escape, image_text, link_note, safe_text, sanitize_answer_html
 
 SECTIONS = ("code", "calls", "output", "steps", "usage")
 
@@ -41,16 +42,35 @@ STATUS_COLOURS = {
 
 
 def _esc(text: Any) -> str:
-    return html.escape(str(text), quote=True)
+    return escape(text)
 
 
 def markdown_html(text: str) -> str:
-    """Markdown → HTML with raw HTML disabled (model text is untrusted)."""
+    """Markdown → HTML that loads nothing (model text is untrusted): raw HTML off, images shown as their alt
+    text and URL, links marked with where they go, then the answer's allow-list (``sanitize_answer_html``)."""
     try:
         from markdown_it import MarkdownIt
     except ImportError:
         return f"<div style='white-space:pre-wrap'>{_esc(text)}</div>"
-    return MarkdownIt("commonmark", {"html": False}).enable("table").render(text)
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+
+    def image(renderer: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+        token = tokens[idx]
+        alt = renderer.renderInlineAsText(token.children or [], options, env)
+        return f"<code>{_esc(image_text(str(token.attrGet('src') or ''), alt))}</code>"
+
+    def link_open(renderer: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+        env.setdefault("links", []).append(str(tokens[idx].attrGet("href") or ""))
+        return str(renderer.renderToken(tokens, idx, options, env))
+
+    def link_close(renderer: Any, tokens: Any, idx: int, options: Any, env: Any) -> str:
+        href = env.get("links", [""]).pop() if env.get("links") else ""
+        return f"</a><small>{_esc(link_note(href))}</small>"
+
+    md.add_render_rule("image", image)
+    md.add_render_rule("link_open", link_open)
+    md.add_render_rule("link_close", link_close)
+    return sanitize_answer_html(md.render(strip_controls(text), {}))
 
 
 def code_html(code: str) -> str:
@@ -129,6 +149,9 @@ def render_html(result: CodeAgentResult, open_sections: Iterable[str] = ()) -> s
         parts.append(f"<div style='color:#cf222e;margin:4px 0'>⚠ {_esc(UNSANDBOXED_WARNING)}</div>")
     if result.error:
         parts.append(f"<div style='color:{colour};margin:4px 0'>{_esc(result.error)}</div>")
+    for n, run in enumerate(result.scripts, 1):
+        if run.misbehaved:
+            parts.append(f"<div style='color:#cf222e;margin:4px 0'>⚠ Script {n}: {_esc(run.misbehaved)}</div>")
     if result.answer:
         parts.append(f"<div style='margin:6px 0'>{_answer_html(result)}</div>")
     for n, run in enumerate(result.scripts, 1):
@@ -191,11 +214,12 @@ def render_text(result: CodeAgentResult) -> str:
     if not result.sandbox_layers and result.scripts:
         lines.append(f"WARNING: {UNSANDBOXED_WARNING}")
     if result.error:
-        lines.append(f"[{result.status}] {result.error}")
+        lines.append(safe_text(f"[{result.status}] {result.error}"))
+    lines += [f"WARNING: script {n}: {run.misbehaved}" for n, run in enumerate(result.scripts, 1) if run.misbehaved]
     if result.answer:
         if result.answer_source in ANSWER_SOURCES:
             lines.append(f"({ANSWER_SOURCES[result.answer_source]})")
-        lines.append(result.answer)
+        lines.append(safe_text(result.answer))
     lines.append(
         f"— codeagent: {len(result.scripts)} script(s), {len(result.tool_calls)} tool call(s), "
         f"{result.usage.total_tokens:,} tokens; tools returned {_size(result.tool_result_chars)}, "

@@ -1,8 +1,13 @@
-"""Make a display bundle from the sandbox safe to show in the notebook.
+"""Make model and sandbox text safe to show in the notebook: nothing runs, nothing is fetched.
 
 Output shown live in a notebook is trusted by the frontend: HTML with a <script> from a model-written script
-would run in the user's browser, next to the notebook's own kernel. So only images, plain text and an
-allow-listed subset of HTML (tables and text markup, no attributes but spans) pass.
+would run in the user's browser, next to the notebook's own kernel. And anything that makes the browser load a
+URL (an ``<img>``, a stylesheet) sends data out the moment the output renders, and again whenever the saved
+notebook is opened: the sandbox's no-network rule would be bypassed by the notebook itself. So HTML goes through
+``nh3`` (Rust's ammonia) with an allow-list of tables and text markup; no attribute but digit-only
+``colspan``/``rowspan`` passes, and no tag that loads anything. In the rendered answer, images become their alt
+text with the URL shown as text, and links to other sites say where they go. text/plain loses terminal control
+sequences (OSC 52 writes the clipboard, OSC 8 hides a link's target).
 """
 
 from __future__ import annotations
@@ -10,87 +15,77 @@ from __future__ import annotations
 import base64
 import binascii
 import html
-from html.parser import HTMLParser
 from typing import Any
+from urllib.parse import urlsplit
+
+import nh3
+
+from codeagent.sandbox.host.output import strip_controls
 
 MAX_IMAGE_BYTES = 10_000_000
+MAX_TEXT_CHARS = 100_000
 ALLOWED_TAGS = frozenset(
-    [
-        "table",
-        "thead",
-        "tbody",
-        "tfoot",
-        "tr",
-        "th",
-        "td",
-        "caption",
-        "div",
-        "span",
-        "p",
-        "br",
-        "b",
-        "i",
-        "strong",
-        "em",
-        "code",
-        "pre",
-        "ul",
-        "ol",
-        "li",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "hr",
-        "small",
-        "sub",
-        "sup",
-    ]
+    {
+        *("table", "thead", "tbody", "tfoot", "tr", "th", "td", "caption"),
+        *("div", "span", "p", "br", "b", "i", "strong", "em", "code", "pre", "ul", "ol", "li"),
+        *("h1", "h2", "h3", "h4", "h5", "h6", "hr", "small", "sub", "sup"),
+    }
 )
-VOID_TAGS = frozenset({"br", "hr"})
-ALLOWED_ATTRS = frozenset({"colspan", "rowspan"})
+SPAN_ATTRS = frozenset({"colspan", "rowspan"})
 DROP_CONTENT = frozenset({"script", "style", "iframe", "object", "embed", "template", "svg", "math", "noscript"})
+#: The rendered answer (Markdown) may also link, quote and align table cells; links only to these schemes.
+ANSWER_TAGS = ALLOWED_TAGS | {"a", "blockquote", "del", "s"}
+LINK_SCHEMES = frozenset({"http", "https", "mailto"})
+_ALIGN = {"text-align:left", "text-align:center", "text-align:right"}
 
 
-class _AllowListHTML(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.dropping = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in DROP_CONTENT:
-            self.dropping += 1
-            return
-        if self.dropping or tag not in ALLOWED_TAGS:
-            return
-        kept = "".join(
-            f' {name}="{html.escape(value)}"'
-            for name, value in attrs
-            if name in ALLOWED_ATTRS and value is not None and value.isdigit()
-        )
-        self.out.append(f"<{tag}{kept}>")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in DROP_CONTENT:
-            self.dropping = max(0, self.dropping - 1)
-            return
-        if not self.dropping and tag in ALLOWED_TAGS and tag not in VOID_TAGS:
-            self.out.append(f"</{tag}>")
-
-    def handle_data(self, data: str) -> None:
-        if not self.dropping:
-            self.out.append(html.escape(data))
+def _digits_only(tag: str, attr: str, value: str) -> str | None:
+    return value if attr in SPAN_ATTRS and value.isdigit() and len(value) <= 4 else None
 
 
 def sanitize_html(text: str) -> str:
     """Only allow-listed tags, digits-only colspan/rowspan, escaped text; scripts and styles dropped whole."""
-    parser = _AllowListHTML()
-    parser.feed(text)
-    parser.close()
-    return "".join(parser.out)
+    return nh3.clean(
+        text,
+        tags=set(ALLOWED_TAGS),
+        clean_content_tags=set(DROP_CONTENT),
+        attributes={"td": set(SPAN_ATTRS), "th": set(SPAN_ATTRS)},
+        attribute_filter=_digits_only,
+        strip_comments=True,
+        link_rel=None,
+        url_schemes=set(),
+    )
+
+
+def sanitize_answer_html(text: str) -> str:
+    """The answer's HTML (from Markdown): links to http(s)/mailto only, opened without referrer or opener."""
+    return nh3.clean(
+        text,
+        tags=set(ANSWER_TAGS),
+        clean_content_tags=set(DROP_CONTENT),
+        attributes={"a": {"href", "title"}},
+        tag_attribute_values={"th": {"style": _ALIGN}, "td": {"style": _ALIGN}},
+        strip_comments=True,
+        link_rel="noopener noreferrer nofollow",
+        url_schemes=set(LINK_SCHEMES),
+        url_relative="deny",
+    )
+
+
+def link_note(href: str) -> str:
+    """The visible mark after a link: where it goes (a link is never followed by itself, but may be clicked)."""
+    try:
+        parts = urlsplit(href)
+    except ValueError:
+        return " (link)"
+    where = parts.hostname or parts.path if parts.scheme == "mailto" else parts.hostname
+    return f" (↗ {where or 'link'})"
+
+
+def image_text(src: str, alt: str) -> str:
+    """What an image in model text becomes: its alt text and its URL, as text (nothing is loaded)."""
+    shown = src if len(src) <= 200 else src[:200] + "…"
+    return f"[image: {alt or 'no description'} — not loaded: {shown}]"
 
 
 def _valid_base64_image(value: Any) -> bool:
@@ -103,6 +98,16 @@ def _valid_base64_image(value: Any) -> bool:
     return True
 
 
+def safe_text(text: str, limit: int = MAX_TEXT_CHARS) -> str:
+    """text/plain from the model or the sandbox: capped, without control sequences."""
+    return strip_controls(text[: limit * 2])[:limit]
+
+
+def escape(text: Any) -> str:
+    """Text from the model or the sandbox as HTML text: without control sequences, escaped."""
+    return html.escape(strip_controls(str(text)), quote=True)
+
+
 def safe_bundle(bundle: dict[str, Any]) -> dict[str, Any] | None:
     """The displayable part of ``{"data": ..., "metadata": ...}`` from the sandbox, or None."""
     data = bundle.get("data") or {}
@@ -113,7 +118,7 @@ def safe_bundle(bundle: dict[str, Any]) -> dict[str, Any] | None:
     if isinstance(data.get("text/html"), str):
         safe["text/html"] = sanitize_html(data["text/html"])
     if isinstance(data.get("text/plain"), str):
-        safe["text/plain"] = data["text/plain"][:100_000]
+        safe["text/plain"] = safe_text(data["text/plain"])
     if not safe:
         return None
     metadata = {}

@@ -305,6 +305,7 @@ FORGE = r"""
 import json, socket, struct
 import codeagent.sandbox.guest.runtime as _rt
 ADDRESS, TOKEN = _rt._client.address, _rt._client._token
+CELL = get_ipython().kernel.get_parent("shell")["header"]["msg_id"]  # requests must name the running script
 
 def frame(parts, magic=b"CAB1", lengths=None):
     lengths = [len(p) for p in parts] if lengths is None else lengths
@@ -333,7 +334,8 @@ def exchange(raw):
         data += chunk
 
 def forge(label, head=None, body=b'{"a": 1}', token=None, **kw):
-    head = json.dumps(dict({"id": 9, "op": "call", "tool": "add"}, **(head or {}))).encode()
+    fields = dict({"id": 9, "cell": CELL, "op": "call", "tool": "add"}, **(head or {}))
+    head = json.dumps({k: v for k, v in fields.items() if v is not None}).encode()
     parts = kw.pop("parts", None) or [TOKEN if token is None else token, head, body]
     reply = exchange(frame(parts, **kw))
     err = reply.get("error") or {}
@@ -365,6 +367,7 @@ def test_forged_requests_are_refused_and_run_nothing(sandbox: SandboxKernel, too
         "forge('bad_magic', magic=b'EVIL')\n"
         "forge('too_few_parts', parts=[TOKEN, b'{}'])\n"
         "forge('stale_cell', {'cell': 'a-script-that-ended'})\n"
+        "forge('no_cell', {'cell': None})\n"
         f"forge('declared_oversize', lengths=[len(TOKEN), 40, {REQUEST_MB << 21}])\n"
         "print('@@ still_works: ok=True', add(41))\n"
     )
@@ -387,6 +390,7 @@ def test_forged_requests_are_refused_and_run_nothing(sandbox: SandboxKernel, too
         "too_few_parts": "ProtocolError",
         "declared_oversize": "ValueError",
         "stale_cell": "PermissionError",
+        "no_cell": "PermissionError",
     }
     for label, type_name in expected_types.items():
         assert got[label].startswith(f"ok=False {type_name}:"), (label, got.get(label))

@@ -27,6 +27,7 @@ BRIDGE = r'''
 import json, socket, struct
 from codeagent.sandbox.guest import runtime as _rt
 ADDRESS, TOKEN = _rt._client.address, _rt._client._token
+CELL = get_ipython().kernel.get_parent("shell")["header"]["msg_id"]  # requests must name the running script
 def frame(parts, magic=b"CAB1", lengths=None):
     lengths = [len(p) for p in parts] if lengths is None else lengths
     return magic + struct.pack("<I", len(lengths)) + struct.pack(f"<{len(lengths)}Q", *lengths) + b"".join(parts)
@@ -63,7 +64,7 @@ def refused(reply):
     err = reply.get("error") or {}
     raise type(str(err.get("type")), (Exception,), {})(str(err.get("message"))[:200])
 def request(head, body=b'{"n": 1}', *buffers, token=None):
-    head = dict({"id": 1, "op": "call", "tool": "lookup"}, **head)
+    head = dict({"id": 1, "cell": CELL, "op": "call", "tool": "lookup"}, **head)
     parts = [TOKEN if token is None else token, json.dumps(head).encode(), body, *buffers]
     return refused(exchange(frame(parts)))
 '''
@@ -151,7 +152,7 @@ def test_malformed_frames_and_heads(attack: AttackRunner, host: HostGuard, calls
         attack,
         "def raw(parts, **kw):\n"
         "    return refused(exchange(frame(parts, **kw)))\n"
-        "HEAD = json.dumps({'id': 1, 'op': 'call', 'tool': 'lookup'}).encode()\n"
+        "HEAD = json.dumps({'id': 1, 'cell': CELL, 'op': 'call', 'tool': 'lookup'}).encode()\n"
         "probe('bad_magic', lambda: raw([TOKEN, HEAD, b'{\"n\": 1}'], magic=b'XXXX'))\n"
         "probe('two_parts', lambda: raw([TOKEN, HEAD]))\n"
         "probe('head_not_json', lambda: raw([TOKEN, b'{not json', b'{\"n\": 1}']))\n"
@@ -174,7 +175,7 @@ def test_oversized_frames(attack: AttackRunner, host: HostGuard, policy: Sandbox
     before = rss_kib()
     a = run(
         attack,
-        "HEAD = json.dumps({'id': 1, 'op': 'call', 'tool': 'lookup'}).encode()\n"
+        "HEAD = json.dumps({'id': 1, 'cell': CELL, 'op': 'call', 'tool': 'lookup'}).encode()\n"
         "def claims_a_terabyte():\n"
         "    # the header promises a 1 TiB body; only the token and head follow\n"
         "    return refused(exchange(frame([TOKEN, HEAD], lengths=[len(TOKEN), len(HEAD), 1 << 40])))\n"

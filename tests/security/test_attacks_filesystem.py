@@ -51,7 +51,7 @@ def test_workspace_is_usable_control(attack: AttackRunner, host: HostGuard, sand
     )
     for label in ("ws_write", "ws_read", "ws_abs", "stdlib"):
         assert a.probe(label).outcome == "ALLOWED", a.output
-    assert Path(str(sandbox.workspace), "result.json").read_text() == '{"ok": 1}'
+    assert Path(sandbox.workspace_on_host(), "result.json").read_text() == '{"ok": 1}'
     assert os.path.realpath(str(sandbox.workspace)) in a.probe("cwd").value
     host.assert_unaffected()
 

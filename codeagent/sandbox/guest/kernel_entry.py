@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import Any
 
 _IPC_PATH_MAX = 107  # sun_path is 108 bytes including the terminating NUL
 
@@ -83,9 +84,32 @@ def _import_kernel_without(skipped: tuple[str, ...]) -> None:
             del sys.modules[name]
 
 
+#: Characters of printed output per IOPub message (at most ~6 MB as JSON): the host refuses messages past
+#: SandboxPolicy.iopub_message_mb unread, so one huge print must not travel as one message.
+STREAM_PIECE_CHARS = 1_000_000
+
+
+def send_output_in_pieces() -> None:
+    """Split what ipykernel flushes at once (a 40 MB print is one buffer) into pieces of STREAM_PIECE_CHARS."""
+    from ipykernel.iostream import OutStream
+
+    original = OutStream._flush_buffers
+    if getattr(original, "_codeagent", False):
+        return
+
+    def flush_buffers(self: Any) -> Any:
+        for parent, data in original(self):
+            for start in range(0, max(len(data), 1), STREAM_PIECE_CHARS):
+                yield parent, data[start : start + STREAM_PIECE_CHARS]
+
+    flush_buffers._codeagent = True  # type: ignore[attr-defined]
+    OutStream._flush_buffers = flush_buffers  # type: ignore[method-assign]
+
+
 def main() -> None:
     _patch_iopub_pipe(pipe_address(connection_file(sys.argv[1:])))
     _import_kernel_without(SKIPPED_AT_STARTUP)
+    send_output_in_pieces()
     from ipykernel.kernelapp import launch_new_instance
 
     launch_new_instance()

@@ -7,6 +7,13 @@ threads add thread hand-offs), a raw ``AF_UNIX`` echo 10–35 µs (``benchmarks/
 capped before anything is allocated, values are decoded from JSON, raw arrays and Arrow IPC only (never
 pickle), and a malformed stream is answered with an error and closed.
 
+Limits that hold under any script: one request's size; the request bytes held over all connections (a frame is
+charged in full when its header arrives, before anything is allocated); the number of connections; the unsent
+reply bytes per connection (past that the host stops reading that connection until the sandbox reads: a script
+that pipelines calls and never reads its replies stalls itself, not the host); and the work done per
+:meth:`BridgeServer.serve_pending` (a bounded number of reads and accepts, so a socket kept full never keeps the
+caller from checking its wall clock). Every refusal is counted in :attr:`BridgeServer.counts`.
+
 The magic's thread polls :meth:`BridgeServer.fileno` (one selector fd covering the listening socket, every
 connection and the wake-up pipe of finished async tools) together with the kernel's sockets and calls
 :meth:`BridgeServer.serve_pending`. Sync tools run right there, like notebook code; ``async def`` tools run
@@ -19,6 +26,7 @@ import asyncio
 import collections
 import concurrent.futures
 import contextlib
+import functools
 import hmac
 import json
 import os
@@ -34,8 +42,15 @@ from codeagent.sandbox.protocol.messages import BridgeHandler, BridgeRequest, Pe
 
 __all__ = ["BridgeHandler", "BridgeRequest", "BridgeServer", "Pending", "Reply", "error_reply"]
 
-MAX_CONNECTIONS = 64
+DEFAULT_MAX_BUFFERED_BYTES = 320 * 1024 * 1024
+DEFAULT_MAX_QUEUED_REPLY_BYTES = 16 * 1024 * 1024
+MAX_CONNECTIONS = 32
+#: Reads per connection and accepts per :meth:`BridgeServer.serve_pending` (then the caller's loop runs again).
+READS_PER_TURN = 32
+ACCEPTS_PER_TURN = 16
 _SOCKET_BUFFER = 4 * 1024 * 1024
+PAUSED = "reads paused for unread replies"
+CELL_REFUSALS = ("this call comes from a script", "this call does not say which script")
 
 
 def parse_request(parts: list[Any], token: bytes, expected_cell: str | None) -> BridgeRequest | Reply:
@@ -56,12 +71,16 @@ def parse_request(parts: list[Any], token: bytes, expected_cell: str | None) -> 
     if req_id is not None and type(req_id) is not int:
         return error_reply(None, "ValueError", "request id must be an integer")
     cell = head.get("cell")
-    if expected_cell is not None and cell is not None and cell != expected_cell:
+    if expected_cell is not None and cell != expected_cell:
         return error_reply(
             req_id,
             "PermissionError",
-            "this call comes from a script that has already finished (e.g. a thread it left running); "
-            "only the running script may call tools",
+            (
+                "this call comes from a script that has already finished (e.g. a thread it left running); "
+                if cell is not None
+                else "this call does not say which script made it; "
+            )
+            + "only the running script may call tools",
         )
     return BridgeRequest(head, parts[2], parts[3:])
 
@@ -71,6 +90,8 @@ class _Connection:
         self.sock = sock
         self.decoder = codec.FrameDecoder(max_bytes, MAX_FRAME_PARTS)
         self.outbox: collections.deque[memoryview] = collections.deque()
+        self.queued = 0  # bytes in the outbox
+        self.reserved = 0  # bytes of the request being received, charged to the server's buffer budget
         self.closing = False  # close once the outbox is flushed
         self.closed = False
 
@@ -103,15 +124,25 @@ class BridgeServer:
         *,
         max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
         max_reply_bytes: int = DEFAULT_MAX_REPLY_BYTES,
+        max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
+        max_connections: int = MAX_CONNECTIONS,
+        max_queued_reply_bytes: int = DEFAULT_MAX_QUEUED_REPLY_BYTES,
     ) -> None:
         self.address = path
         self._token = token.encode()
         self.max_request_bytes = max_request_bytes
         self.max_reply_bytes = max_reply_bytes
+        self.max_buffered_bytes = max(max_buffered_bytes, max_request_bytes)
+        self.max_connections = max_connections
+        self.max_queued_reply_bytes = max_queued_reply_bytes
         self.refused = 0
+        #: What the limits stopped, by kind (connections refused, requests refused, reads paused, ...).
+        self.counts: collections.Counter[str] = collections.Counter()
+        self.buffered = 0  # request bytes charged over all connections
         #: The msg_id of the script being served; requests naming another cell are refused. This keeps a thread
         #: left behind by an earlier script from running tools in a later one (the stubs send their cell). It is
-        #: attribution, not a security boundary: code in the sandbox can read the running cell's id.
+        #: attribution, not a security boundary: code in the sandbox can read the running cell's id. Once set,
+        #: a request without a cell is refused too.
         self.expected_cell: str | None = None
         self._listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._listener.bind(path)
@@ -142,7 +173,8 @@ class BridgeServer:
         return len(self._pending)
 
     def serve_pending(self, handler: BridgeHandler, timeout: float = 0) -> int:
-        """Handle every request and finished async call waiting now; returns how many requests were handled."""
+        """Handle requests and finished async calls waiting now (a bounded amount of work; call again while
+        :meth:`fileno` is readable); returns how many requests were handled."""
         handled = 0
         for key, mask in self._selector.select(timeout):
             if key.data is None:
@@ -158,6 +190,15 @@ class BridgeServer:
                     handled += self._read(conn, handler)
         return handled  # anything that arrived meanwhile keeps the selector fd readable for the next poll
 
+    def end_call(self) -> int:
+        """The script ended: hang up on connections left halfway through a request (they would hold the buffer
+        budget against the next script); returns how many."""
+        partial = [c for c in self._connections.values() if c.reserved or c.decoder.in_message]
+        for conn in partial:
+            self._close(conn)
+        self.counts["half-sent requests dropped at the end of the script"] += len(partial)
+        return len(partial)
+
     def cancel_pending(self, reason: str = "the script finished before the tool did") -> int:
         """Cancel every async tool call still running (their callers get CancelledError); returns how many."""
         futures = list(self._pending)
@@ -169,25 +210,53 @@ class BridgeServer:
     # -- connections -------------------------------------------------------------------------------
 
     def _accept(self) -> None:
-        while True:
+        for _ in range(ACCEPTS_PER_TURN):
             try:
                 sock, _ = self._listener.accept()
             except (BlockingIOError, InterruptedError):
                 return
-            if len(self._connections) >= MAX_CONNECTIONS:
+            except OSError:  # e.g. EMFILE: the host is short of descriptors; leave it in the backlog
+                self.counts["accept failed"] += 1
+                return
+            if len(self._connections) >= self.max_connections:
                 sock.close()
                 self.refused += 1
+                self.counts["connections refused"] += 1
                 continue
             sock.setblocking(False)
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, _SOCKET_BUFFER)
             conn = _Connection(sock, self.max_request_bytes)
+            conn.decoder.reserve = functools.partial(self._reserve, conn)
             self._connections[sock.fileno()] = conn
             self._selector.register(sock, selectors.EVENT_READ, conn)
 
+    def _reserve(self, conn: _Connection, size: int) -> None:
+        """Charge a request announced by its header to the buffer budget, before its bytes are taken in
+        (a decoder receives one message at a time: a new header means the previous message is complete)."""
+        self._release(conn)
+        if size and self.buffered + size > self.max_buffered_bytes:
+            self.counts["requests over the buffer budget"] += 1
+            raise codec.ProtocolError(
+                f"the host is already holding {self.buffered} bytes of requests; a request of {size} bytes would "
+                f"pass the limit of {self.max_buffered_bytes} bytes (SandboxPolicy.bridge_buffer_mb): send less "
+                "data at once"
+            )
+        conn.reserved += size
+        self.buffered += size
+
+    def _release(self, conn: _Connection) -> None:
+        self.buffered -= conn.reserved
+        conn.reserved = 0
+
     def _read(self, conn: _Connection, handler: BridgeHandler) -> int:
         handled = 0
-        while not conn.closed and not conn.closing:
+        for _ in range(READS_PER_TURN):
+            if conn.closed or conn.closing:
+                return handled
+            if conn.queued >= self.max_queued_reply_bytes:
+                self._pause(conn)  # the sandbox is not reading its replies: read no more requests from it
+                return handled
             space = conn.decoder.want()
             try:
                 n = conn.sock.recv_into(space)
@@ -205,12 +274,18 @@ class BridgeServer:
                 kind = "ValueError" if isinstance(e, codec.MessageTooLarge) else "ProtocolError"
                 self._refuse_and_close(conn, kind, str(e))
                 return handled
+            if conn.reserved and not conn.decoder.in_message:
+                self._release(conn)
             for parts in messages:
                 handled += 1
                 self._answer(conn, parts, handler)
             if n < len(space):
                 return handled  # drained for now (level-triggered: more data makes the fd ready again)
-        return handled
+        return handled  # more may be waiting: the fd stays readable, the caller's loop comes back
+
+    def _pause(self, conn: _Connection) -> None:
+        self.counts[PAUSED] += 1
+        self._watch(conn)
 
     def _close(self, conn: _Connection) -> None:
         if conn.closed:
@@ -221,6 +296,8 @@ class BridgeServer:
         self._connections.pop(conn.sock.fileno(), None)
         conn.sock.close()
         conn.outbox.clear()
+        conn.queued = 0
+        self._release(conn)
 
     def _refuse_and_close(self, conn: _Connection, type_name: str, message: str) -> None:
         """The stream can no longer be trusted: say why, then hang up."""
@@ -255,6 +332,8 @@ class BridgeServer:
         request = parse_request(parts, self._token, self.expected_cell)
         if isinstance(request, Reply):
             self.refused += 1
+            if request.head.get("error", {}).get("message", "").startswith(CELL_REFUSALS):
+                self.counts["requests from another script or without a cell id"] += 1
         return request
 
     def _on_async_done(self, future: concurrent.futures.Future[Any]) -> None:
@@ -325,6 +404,7 @@ class BridgeServer:
             view = memoryview(buffer).cast("B")
             if view.nbytes:
                 conn.outbox.append(view)
+                conn.queued += view.nbytes
         self._flush(conn)
 
     def _flush(self, conn: _Connection) -> None:
@@ -337,6 +417,7 @@ class BridgeServer:
             except OSError:
                 self._close(conn)
                 return
+            conn.queued -= sent
             while sent and outbox:
                 first = outbox[0]
                 if sent >= first.nbytes:
@@ -350,7 +431,14 @@ class BridgeServer:
         if not outbox and conn.closing:
             self._close(conn)
             return
-        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if outbox else 0)
+        self._watch(conn)
+
+    def _watch(self, conn: _Connection) -> None:
+        """Wait for writability while replies are queued; for requests only while the queue is short."""
+        reading = conn.queued < self.max_queued_reply_bytes and not conn.closing
+        events = (selectors.EVENT_READ if reading else 0) | (selectors.EVENT_WRITE if conn.outbox else 0)
+        if not events:
+            events = selectors.EVENT_READ  # nothing queued and closing: notice the hang-up
         if self._selector.get_key(conn.sock).events != events:
             self._selector.modify(conn.sock, events, conn)
 

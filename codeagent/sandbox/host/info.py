@@ -26,6 +26,18 @@ def sandbox_info(policy: SandboxPolicy) -> str:
         f"  limits: memory {policy.memory_mb} MiB, CPU {policy.cpu_seconds} s/script, wall clock "
         f"{policy.wall_seconds:g} s/script, {policy.max_processes} processes, files {policy.max_file_mb} MiB"
     )
+    quota = f"{policy.workspace_mb} MiB and {policy.workspace_inodes:,} files"
+    lines.append(
+        f"  workspace: a tmpfs of {quota} (the kernel refuses more: ENOSPC)"
+        if "mounts" in layers
+        else f"  workspace: a host directory; {quota} accounted after each script (over it, its files are deleted)"
+    )
+    lines.append(
+        f"  host limits: bridge requests {policy.bridge_request_mb} MiB each, {policy.bridge_buffer_mb} MiB held in "
+        f"all, {policy.bridge_connections} connections, {policy.bridge_queued_reply_mb} MiB of unread replies; "
+        f"output {policy.iopub_call_mb} MiB/script, messages {policy.iopub_message_mb} MiB, none between scripts; "
+        f"trace keeps {policy.trace_value_chars:,} chars of arguments"
+    )
     return "\n".join(lines)
 
 

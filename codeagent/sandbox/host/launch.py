@@ -7,8 +7,9 @@ import os
 import sys
 from pathlib import Path
 
+from codeagent.sandbox.host import etc_files
 from codeagent.sandbox.host.policy import SandboxPolicy
-from codeagent.sandbox.protocol.launch_spec import LaunchSpec
+from codeagent.sandbox.protocol.launch_spec import LaunchSpec, Limits
 
 #: Environment variables passed into the sandbox, when set on the host. Nothing else (no keys, no tokens).
 ENV_ALLOW = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
@@ -51,6 +52,18 @@ def build_launch_spec(
 ) -> LaunchSpec:
     """What the guest launcher applies before it starts the kernel of ``connection_file``."""
     p = policy
+    uid = p.sandbox_uid if os.geteuid() == 0 else os.geteuid()
+    limits: Limits = {
+        "memory_mb": p.memory_mb,
+        "cpu_seconds": p.cpu_seconds,
+        "max_processes": p.max_processes,
+        "max_file_mb": p.max_file_mb,
+        "max_open_files": p.max_open_files,
+    }
+    quota_mounted = "mounts" in layers  # the workspace is a size- and inode-limited tmpfs
+    if quota_mounted:
+        limits["workspace_mb"], limits["workspace_inodes"] = p.workspace_mb, p.workspace_inodes
+    gid = uid if os.geteuid() == 0 else os.getegid()
     return LaunchSpec(
         argv=[sys.executable, "-m", "codeagent.sandbox.guest.kernel_entry", "-f", connection_file],
         env=sandbox_env(workspace),
@@ -58,12 +71,7 @@ def build_launch_spec(
         run_dir=run_dir,
         readable_paths=python_prefix_paths(),
         layers=layers,
-        limits={
-            "memory_mb": p.memory_mb,
-            "cpu_seconds": p.cpu_seconds,
-            "max_processes": p.max_processes,
-            "max_file_mb": p.max_file_mb,
-            "max_open_files": p.max_open_files,
-        },
-        uid=p.sandbox_uid if os.geteuid() == 0 else None,
+        limits=limits,
+        uid=uid if os.geteuid() == 0 else None,
+        etc_files=etc_files.write(run_dir, uid, gid, workspace) if quota_mounted else {},
     )

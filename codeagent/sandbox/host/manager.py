@@ -20,13 +20,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from queue import Empty
 from typing import Any, Literal
 
 import zmq
 from jupyter_client import KernelManager
 
-from codeagent.sandbox.host.bridge import BridgeHandler, BridgeServer
+from codeagent.sandbox.host.bridge import PAUSED, BridgeHandler, BridgeServer
+from codeagent.sandbox.host.inbox import KernelInbox
 from codeagent.sandbox.host.jupyter import exit_status, kernel_manager, process_id
 from codeagent.sandbox.host.launch import ENV_ALLOW, PACKAGE_ROOT, build_launch_spec, python_prefix_paths, sandbox_env
 from codeagent.sandbox.host.logs import keep_log
@@ -60,6 +60,10 @@ _REAP = "import codeagent.sandbox.guest.runtime as _ca_runtime\n_ca_runtime.reap
 #: How long the host keeps polling without sleeping after serving a tool call (see ``execute``); only with a
 #: second CPU for the sandbox to run on.
 BRIDGE_HOT_S = 0.0003 if (os.cpu_count() or 1) > 1 else 0.0
+#: After the script's reply, how long to wait for the kernel's idle status (it may have been dropped on the wire).
+IDLE_GRACE_S = 1.0
+#: How long to wait for the kernel to confirm the host listens to its output again before a script.
+SUBSCRIBE_TIMEOUT_S = 1.0
 
 
 class SandboxError(RuntimeError):
@@ -77,6 +81,7 @@ class ExecutionResult:
     output_chars: int = 0  # before capping
     displays: list[dict[str, Any]] = field(default_factory=list)
     notice: str | None = None  # e.g. "the sandbox was restarted"
+    misbehaved: str | None = None  # what the host dropped from the sandbox (bad messages, limits), if anything
 
 
 def layers_for(policy: SandboxPolicy) -> tuple[list[str], list[str]]:
@@ -105,7 +110,13 @@ class SandboxKernel:
         self.layer_notes: list[str] = []
         self._token = secrets.token_hex(16)
         self._tool_specs: list[dict[str, Any]] = []
-        self._context: zmq.Context[Any] = zmq.Context.instance()
+        self._context: zmq.Context[Any] | None = None
+        self.inbox: KernelInbox | None = None
+        self._iopub_monitor: zmq.Socket[Any] = None  # type: ignore[assignment]
+        self._listening = True
+        self._iopub_reset = False  # zmq dropped the output connection during this script
+        #: Bytes of sandbox output that arrived between scripts and were dropped (the host unsubscribes then).
+        self.idle_bytes_dropped = 0
         self.restarts = 0
         self._trusted: list[int] = []  # launcher [, init], kernel: the processes a script end keeps
         self._kernel_threads = 0  # the kernel's threads before any script ran
@@ -125,11 +136,15 @@ class SandboxKernel:
             self.workspace = tempfile.mkdtemp(prefix="codeagent-ws-")
         os.makedirs(self.workspace, exist_ok=True)
         self.layers, self.layer_notes = layers_for(self.policy)
+        p = self.policy
         self.bridge = BridgeServer(
             os.path.join(self.run_dir, "bridge"),
             self._token,
-            max_request_bytes=self.policy.bridge_request_mb * 1024 * 1024,
-            max_reply_bytes=self.policy.bridge_reply_mb * 1024 * 1024,
+            max_request_bytes=p.bridge_request_mb << 20,
+            max_reply_bytes=p.bridge_reply_mb << 20,
+            max_buffered_bytes=p.bridge_buffer_mb << 20,
+            max_connections=p.bridge_connections,
+            max_queued_reply_bytes=p.bridge_queued_reply_mb << 20,
         )
         self._start_kernel()
         log.info("sandbox started: %s, layers %s", self.run_dir, ", ".join(self.layers) or "none")
@@ -138,6 +153,18 @@ class SandboxKernel:
     def _launch_spec(self, connection_file: str) -> LaunchSpec:
         assert self.run_dir and self.workspace
         return build_launch_spec(self.policy, connection_file, self.workspace, self.run_dir, self.layers)
+
+    def workspace_on_host(self) -> str:
+        """Where the host can read the workspace: through the kernel's root when it is the sandbox's tmpfs."""
+        assert self.workspace
+        if self.quota_mounted and self._trusted and self.is_alive():
+            return f"/proc/{self._trusted[-1]}/root{self.workspace}"
+        return self.workspace
+
+    @property
+    def quota_mounted(self) -> bool:
+        """The workspace is a size- and inode-limited tmpfs (mounts layer); else its use is only accounted."""
+        return "mounts" in self.layers
 
     def _start_kernel(self) -> None:
         assert self.run_dir
@@ -153,7 +180,7 @@ class SandboxKernel:
         output = open(os.path.join(self.run_dir, "kernel.log"), "ab")  # noqa: SIM115 - lives with the kernel
         km.start_kernel(env=self._launch_spec(km.connection_file)["env"], stdout=output, stderr=output)
         output.close()
-        kc = km.blocking_client()
+        kc = km.client(context=self._zmq_context())
         kc.start_channels()
         try:
             kc.wait_for_ready(timeout=START_TIMEOUT)
@@ -163,11 +190,24 @@ class SandboxKernel:
             raise self._start_failed(f"the sandbox kernel did not start: {e}") from None
         self.km, self.kc = km, kc
         self._trusted = trusted_chain(self.launcher_pid())
+        self.inbox = KernelInbox(kc.session, call_bytes=self.policy.iopub_call_mb << 20)
+        # zmq drops the connection when a message is over MAXMSGSIZE (and reconnects): watch for that to count it
+        self._iopub_monitor = kc.iopub_channel.socket.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        self._listening = True
         try:
             self._setup_runtime()
         except SandboxError as e:
             raise self._start_failed(str(e)) from None
         self._kernel_threads = _thread_count(self._trusted[-1])
+        self._stop_listening()
+
+    def _zmq_context(self) -> zmq.Context[Any]:
+        """A context whose sockets refuse oversized messages on the wire and queue few (see SandboxPolicy)."""
+        if self._context is None:
+            self._context = zmq.Context()
+            self._context.setsockopt(zmq.MAXMSGSIZE, self.policy.iopub_message_mb << 20)
+            self._context.setsockopt(zmq.RCVHWM, self.policy.iopub_queue)
+        return self._context
 
     def _start_failed(self, problem: str) -> SandboxError:
         """The error for a sandbox that did not come up: the end of its log, and where the whole log was kept."""
@@ -210,11 +250,22 @@ class SandboxKernel:
         self._run_silent(code)
 
     def _run_silent(self, code: str, timeout: float = 30.0) -> None:
-        reply = self.kc.execute_interactive(
-            code, silent=True, store_history=False, timeout=timeout, output_hook=lambda msg: None
-        )
-        if reply["content"]["status"] != "ok":
-            tb = strip_ansi("\n".join(reply["content"].get("traceback", [])))
+        """Run setup code and wait for its reply on the shell channel only (output is not listened to)."""
+        assert self.inbox is not None
+        msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False, stop_on_error=False)
+        shell = self.kc.shell_channel.socket
+        end = time.perf_counter() + timeout
+        reply = None
+        while reply is None:
+            left = end - time.perf_counter()
+            if left <= 0:
+                raise SandboxError("sandbox setup timed out")
+            if shell.poll(int(min(left, 0.1) * 1000)):
+                reply = self._take_reply(msg_id)
+            elif not self.is_alive():
+                raise SandboxError("the sandbox kernel died during setup")
+        if reply["content"].get("status") != "ok":
+            tb = strip_ansi("\n".join(map(str, reply["content"].get("traceback", []))))
             raise SandboxError(f"sandbox setup failed:\n{tb}")
 
     def launcher_pid(self) -> int:
@@ -244,6 +295,65 @@ class SandboxKernel:
         self.restart()
         return f"SandboxRestarted: {problem}; the sandbox was restarted, so its variables are gone."
 
+    def _enforce_workspace_quota(self) -> str | None:
+        """Without a tmpfs workspace: count what the script left there; over the quota, delete it all."""
+        if not self.workspace:
+            return None
+        p = self.policy
+        size, files = workspace_usage(self.workspace, stop_after=p.workspace_inodes + 1)
+        if size <= p.workspace_mb << 20 and files <= p.workspace_inodes:
+            return None
+        for entry in os.scandir(self.workspace):
+            with contextlib.suppress(OSError):
+                if entry.is_dir(follow_symlinks=False):
+                    shutil.rmtree(entry.path)
+                else:
+                    os.unlink(entry.path)
+        return (
+            f"WorkspaceFull: the workspace held {size / 2**20:.0f} MiB in {files:,} files, over its quota of "
+            f"{p.workspace_mb} MiB and {p.workspace_inodes:,} files; its files were deleted."
+        )
+
+    def _take_reply(self, msg_id: str) -> dict[str, Any] | None:
+        """The shell reply to ``msg_id`` among the messages waiting now (others are dropped)."""
+        assert self.inbox is not None
+        found = None
+        for msg in self.inbox.take(self.kc.shell_channel.socket, budgeted=False):
+            if msg["parent_header"].get("msg_id") == msg_id:
+                found = msg
+        return found
+
+    def _count_refusals(self) -> None:
+        assert self.inbox is not None
+        while self._iopub_monitor.poll(0):
+            self._iopub_monitor.recv_multipart()
+            self._iopub_reset = True
+            self.inbox.counts[f"output messages over {self.policy.iopub_message_mb} MiB (refused unread)"] += 1
+
+    def _start_listening(self) -> None:
+        """Subscribe to the kernel's output again and wait until it confirms (ipykernel's ``iopub_welcome``)."""
+        if self._listening or self.kc is None or self.inbox is None:
+            return
+        sock = self.kc.iopub_channel.socket
+        self.idle_bytes_dropped += self.inbox.discard(sock)
+        sock.setsockopt(zmq.SUBSCRIBE, b"")
+        self._listening = True
+        end = time.perf_counter() + SUBSCRIBE_TIMEOUT_S
+        while (left := end - time.perf_counter()) > 0:
+            if not sock.poll(int(left * 1000) + 1):
+                break
+            if any(m["header"].get("msg_type") == "iopub_welcome" for m in self.inbox.take(sock, budgeted=False)):
+                return
+
+    def _stop_listening(self) -> None:
+        """Between scripts the host takes no output: unsubscribed, the kernel's publisher drops it unsent."""
+        if not self._listening or self.kc is None or self.inbox is None:
+            return
+        sock = self.kc.iopub_channel.socket
+        sock.setsockopt(zmq.UNSUBSCRIBE, b"")
+        self._listening = False
+        self.idle_bytes_dropped += self.inbox.discard(sock)
+
     def is_alive(self) -> bool:
         return bool(self.km and self.km.is_alive())
 
@@ -255,8 +365,12 @@ class SandboxKernel:
 
     def _stop_kernel(self) -> None:
         if self.kc is not None:
+            with contextlib.suppress(zmq.ZMQError):
+                self.kc.iopub_channel.socket.disable_monitor()
+            self._iopub_monitor.close(linger=0)
             self.kc.stop_channels()
             self.kc = None
+        self.inbox = None
         if self.km is not None:
             with contextlib.suppress(Exception):
                 self.km.shutdown_kernel(now=True)
@@ -272,6 +386,9 @@ class SandboxKernel:
             shutil.rmtree(self.run_dir, ignore_errors=True)
         if self._own_workspace and self.workspace:
             shutil.rmtree(self.workspace, ignore_errors=True)
+        if self._context is not None:
+            self._context.destroy(linger=0)
+            self._context = None
 
     def __enter__(self) -> SandboxKernel:
         return self if self.km else self.start()
@@ -297,39 +414,58 @@ class SandboxKernel:
         the script ends. ``silent`` runs the code without a history entry (used to hand notebook data in).
 
         A wall-clock overrun interrupts the script, and kills and restarts the kernel if the interrupt is
-        not heeded; a dead kernel is restarted. Ctrl-C on the host interrupts the script and re-raises.
+        not heeded; a dead kernel is restarted. Ctrl-C on the host interrupts the script and re-raises. Every
+        loop turn does a bounded amount of work, so the wall clock is checked whatever the sockets do; messages
+        the host cannot trust are counted and dropped (``ExecutionResult.misbehaved``), never raised.
         """
-        assert self.kc is not None and self.bridge is not None
-        kc, policy, bridge = self.kc, self.policy, self.bridge
+        assert self.kc is not None and self.bridge is not None and self.inbox is not None
+        kc, policy, bridge, inbox = self.kc, self.policy, self.bridge, self.inbox
         out = OutputCollector(hard_limit=policy.output_hard_bytes)
         started = time.perf_counter()
+        deadline = started + policy.wall_seconds
+        inbox.begin_call()
+        self._iopub_reset = False
+        bridge_before = bridge.counts.copy()
+        self._start_listening()
         # stop_on_error=False: a failed script must not make ipykernel abort the next one (there is no queue here)
         msg_id = kc.execute(code, silent=silent, store_history=not silent, allow_stdin=False, stop_on_error=False)
         bridge.expected_cell = msg_id  # calls from threads of earlier scripts are refused
         bridge_fd = bridge.fileno()
+        iopub, shell, monitor = kc.iopub_channel.socket, kc.shell_channel.socket, self._iopub_monitor
         poller = zmq.Poller()
-        for sock in (bridge_fd, kc.iopub_channel.socket, kc.shell_channel.socket):
+        for sock in (bridge_fd, iopub, shell, monitor):
             poller.register(sock, zmq.POLLIN)
         reply: dict[str, Any] | None = None
+        replied_at = 0.0
         idle = False
         status: ExecStatus = "ok"
         notice: str | None = None
-        deadline = started + policy.wall_seconds
         next_alive_check = started + 0.5
         try:
             hot_until = 0.0
             while reply is None or not idle:
                 # After a tool call the next one usually follows within microseconds: poll without sleeping
                 # for a moment rather than letting this (virtual) CPU halt and paying its wake-up each call.
-                ready = dict(poller.poll(0 if time.perf_counter() < hot_until else 100))
-                if bridge_fd in ready and bridge.serve_pending(handler):
-                    hot_until = time.perf_counter() + BRIDGE_HOT_S
-                if kc.iopub_channel.socket in ready:
-                    idle = self._drain_iopub(msg_id, out, on_output, on_display) or idle
-                if kc.shell_channel.socket in ready:
-                    reply = self._drain_shell(msg_id) or reply
                 now = time.perf_counter()
                 # time spent waiting for a person's approval (ToolDispatcher.paused_s) is not the script's
+                ends = deadline + getattr(handler, "paused_s", 0.0)
+                wait_ms = 0 if now < hot_until else max(0, min(100, int((ends - now) * 1000) + 1))
+                ready = dict(poller.poll(wait_ms))
+                if bridge_fd in ready and bridge.serve_pending(handler):
+                    hot_until = time.perf_counter() + BRIDGE_HOT_S
+                if iopub in ready:
+                    idle = self._drain_iopub(msg_id, out, on_output, on_display) or idle
+                if monitor in ready:
+                    self._count_refusals()
+                if shell in ready:
+                    found = self._take_reply(msg_id)
+                    if reply is None and found is not None:
+                        reply, replied_at = found, time.perf_counter()
+                now = time.perf_counter()
+                # the idle status is waited for unless zmq dropped the connection (then it may be lost)
+                if reply is not None and not idle and self._iopub_reset and now - replied_at > IDLE_GRACE_S:
+                    inbox.counts["idle statuses missing"] += 1
+                    break
                 if now > deadline + getattr(handler, "paused_s", 0.0):
                     status, notice = "timeout", self._stop_overrun(msg_id, out)
                     break
@@ -346,16 +482,22 @@ class SandboxKernel:
         finally:
             if self.bridge is not None:
                 self.bridge.cancel_pending()
+                self.bridge.end_call()
+                self.bridge.expected_cell = ""  # nothing is served between scripts; no cell matches ""
+            self._stop_listening()
         ended = self.end_script()
         notice = f"{notice}\n{ended}" if notice and ended else notice or ended
+        over = None if self.quota_mounted else self._enforce_workspace_quota()
+        notice = f"{notice}\n{over}" if notice and over else notice or over
         error_name = None
         if reply is not None and reply["content"].get("status") == "error":
             status = "error"
-            error_name = reply["content"].get("ename")
+            error_name = str(reply["content"].get("ename"))[:200]
             if out.traceback is None:
-                out.traceback = strip_ansi("\n".join(reply["content"].get("traceback", [])))
+                out.traceback = strip_ansi("\n".join(map(str, reply["content"].get("traceback", []))))[: out.hard_limit]
         if notice:
             out.traceback = (out.traceback + "\n" if out.traceback else "") + notice
+        misbehaved = self._misbehaviour(inbox, bridge.counts - bridge_before)
         return ExecutionResult(
             output=out.for_model(policy.output_chars),
             status=status,
@@ -364,7 +506,15 @@ class SandboxKernel:
             output_chars=out.total_chars,
             displays=out.displays,
             notice=notice,
+            misbehaved=misbehaved,
         )
+
+    @staticmethod
+    def _misbehaviour(inbox: KernelInbox, bridge_counts: Any) -> str | None:
+        counts = {**inbox.counts, **bridge_counts}
+        counts.pop(PAUSED, None)  # backpressure is how a busy script is slowed down, not misbehaviour
+        parts = [f"{n:,} {what}" for what, n in sorted(counts.items()) if n]
+        return "the sandbox misbehaved; the host dropped " + ", ".join(parts) if parts else None
 
     def _drain_iopub(
         self,
@@ -373,59 +523,49 @@ class SandboxKernel:
         on_output: Callable[[str], None] | None,
         on_display: Callable[[dict[str, Any]], None] | None,
     ) -> bool:
-        """Take every waiting IOPub message; True once the kernel went idle for our request."""
+        """Take the IOPub messages waiting now (a bounded number); True once the kernel went idle for us."""
+        assert self.inbox is not None
         idle = False
-        while True:
-            try:
-                msg = self.kc.iopub_channel.get_msg(timeout=0)
-            except Empty:
-                return idle
-            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+        for msg in self.inbox.take(self.kc.iopub_channel.socket, budgeted=True):
+            kind, content = msg["header"].get("msg_type"), msg["content"]
+            if msg["parent_header"].get("msg_id") != msg_id:
                 continue
-            kind, content = msg["msg_type"], msg["content"]
             if kind == "stream":
                 text = str(content.get("text", ""))
                 out.add(text)
                 if on_output:
                     on_output(text)
             elif kind == "execute_result":
-                out.result_repr = str(content.get("data", {}).get("text/plain", ""))[: out.hard_limit]
+                data = content.get("data")
+                out.result_repr = str(data.get("text/plain", "") if isinstance(data, dict) else "")[: out.hard_limit]
             elif kind == "error":
-                out.traceback = strip_ansi("\n".join(content.get("traceback", [])))[: out.hard_limit]
+                out.traceback = strip_ansi("\n".join(map(str, content.get("traceback", []))))[: out.hard_limit]
             elif kind in ("display_data", "update_display_data"):
-                bundle = {"data": content.get("data", {}), "metadata": content.get("metadata", {})}
+                data, metadata = content.get("data"), content.get("metadata")
+                if not isinstance(data, dict):
+                    self.inbox.counts["malformed messages"] += 1
+                    continue
+                bundle = {"data": data, "metadata": metadata if isinstance(metadata, dict) else {}}
                 if out.add_display(bundle):
                     out.add(describe_display(bundle["data"], len(out.displays)) + "\n")
                     if on_display:
                         on_display(bundle)
             elif kind == "status" and content.get("execution_state") == "idle":
                 idle = True
-
-    def _drain_shell(self, msg_id: str) -> dict[str, Any] | None:
-        found = None
-        while True:
-            try:
-                msg = self.kc.shell_channel.get_msg(timeout=0)
-            except Empty:
-                return found
-            if msg.get("parent_header", {}).get("msg_id") == msg_id:
-                found = msg
+        return idle
 
     def interrupt_and_wait(self, msg_id: str, grace: float = 2.0) -> bool:
         """Interrupt the running script; True if the kernel answered within ``grace`` seconds."""
-        if self.km is None:
+        if self.km is None or self.kc is None:
             return False
         try:
             self.km.interrupt_kernel()
         except Exception:
             return False
         end = time.perf_counter() + grace
+        shell = self.kc.shell_channel.socket
         while time.perf_counter() < end:
-            try:
-                msg = self.kc.shell_channel.get_msg(timeout=0.05)
-            except Empty:
-                continue
-            if msg.get("parent_header", {}).get("msg_id") == msg_id:
+            if shell.poll(50) and self._take_reply(msg_id) is not None:
                 self._drain_iopub(msg_id, OutputCollector(hard_limit=0), None, None)
                 return True
         return False
@@ -458,3 +598,21 @@ def _thread_count(pid: int) -> int:
         return len(os.listdir(f"/proc/{pid}/task"))
     except OSError:
         return 0
+
+
+def workspace_usage(path: str, stop_after: int) -> tuple[int, int]:
+    """Bytes and entries under ``path`` (not following links), counting at most ``stop_after`` entries."""
+    size = files = 0
+    stack = [path]
+    while stack and files < stop_after:
+        with contextlib.suppress(OSError), os.scandir(stack.pop()) as entries:
+            for entry in entries:
+                files += 1
+                with contextlib.suppress(OSError):
+                    st = entry.stat(follow_symlinks=False)
+                    size += st.st_blocks * 512
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                if files >= stop_after:
+                    break
+    return size, files

@@ -9,11 +9,23 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MAX_DISPLAYS = 100
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+#: Terminal control sequences: CSI (colours, cursor moves), OSC (OSC 52 writes the clipboard, OSC 8 hides a link
+#: behind text), the other ESC forms and their 8-bit C1 spellings; C0 controls but tab and newline; bidi overrides
+#: (text that reads differently from what it says).
+_CONTROLS = re.compile(
+    r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]?"  # CSI
+    r"|(?:\x1b[\]PX^_]|[\x90\x98\x9d\x9e\x9f])[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"  # OSC, DCS, SOS, PM, APC
+    r"|\x1b[ -/]*[0-~]?"  # other escapes
+    r"|[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]"
+)
 
 
-def strip_ansi(text: str) -> str:
-    return _ANSI.sub("", text)
+def strip_controls(text: str) -> str:
+    """``text`` without terminal control sequences or invisible controls (``\\r\\n`` becomes ``\\n``)."""
+    return _CONTROLS.sub("", text.replace("\r\n", "\n"))
+
+
+strip_ansi = strip_controls  # tracebacks arrive coloured
 
 
 def cap_text(text: str, limit: int) -> str:

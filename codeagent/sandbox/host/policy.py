@@ -37,6 +37,28 @@ class SandboxPolicy(BaseModel):
         256, ge=1, description="Largest tool-bridge message from the sandbox (tool arguments, set_result)."
     )
     bridge_reply_mb: int = Field(512, ge=1, description="Largest tool result or --data value sent into the sandbox.")
+    # Host-side limits that hold whatever the script does (each is counted and reported when it bites).
+    bridge_buffer_mb: int = Field(
+        320, ge=1, description="Bridge request bytes the host holds at once over all connections (partial frames)."
+    )
+    bridge_connections: int = Field(32, ge=2, description="Open tool-bridge connections per sandbox.")
+    bridge_queued_reply_mb: int = Field(
+        16, ge=1, description="Unsent reply bytes per connection before the host stops reading its requests."
+    )
+    iopub_call_mb: int = Field(
+        64, ge=1, description="IOPub (output, display) bytes accepted during one script; the rest is dropped."
+    )
+    iopub_message_mb: int = Field(
+        32, ge=1, description="Largest single IOPub message; a larger one is refused on the wire, unread."
+    )
+    iopub_queue: int = Field(
+        32, ge=8, description="IOPub messages queued on the host while it runs a tool; more are dropped by zmq."
+    )
+    trace_value_chars: int = Field(
+        2_000, ge=100, description="Characters of each tool call's arguments the trace keeps (then a preview)."
+    )
+    workspace_mb: int = Field(512, ge=1, description="Bytes the workspace may hold (size-limited tmpfs).")
+    workspace_inodes: int = Field(10_000, ge=100, description="Files and directories the workspace may hold.")
 
     def merged(self, **overrides: object) -> SandboxPolicy:
         """A copy with the non-None overrides applied (validated)."""

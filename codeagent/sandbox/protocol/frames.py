@@ -8,7 +8,7 @@ standard library only (NumPy, when installed, only to allocate large receive buf
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 Buffer = bytes | bytearray | memoryview | Any  # anything with the buffer protocol (e.g. pyarrow.Buffer)
@@ -94,6 +94,9 @@ class FrameDecoder:
     def __init__(self, max_bytes: int, max_parts: int = 256) -> None:
         self.max_bytes = max_bytes
         self.max_parts = max_parts
+        #: Called with a message's total size once its header is read, before any part is allocated; may raise
+        #: ProtocolError (the receiver's budget over all its streams).
+        self.reserve: Callable[[int], None] | None = None
         self._buf = bytearray(_SCRATCH)
         self._view = memoryview(self._buf)
         self._start = 0  # unread scratch bytes are _buf[_start:_end]
@@ -103,6 +106,11 @@ class FrameDecoder:
         self._index = 0  # part being filled
         self._filled = 0
         self._direct = False  # the last want() was a part's own buffer
+
+    @property
+    def in_message(self) -> bool:
+        """True while a message announced by its header is still being received."""
+        return self._lengths is not None
 
     @property
     def idle(self) -> bool:
@@ -208,6 +216,8 @@ class FrameDecoder:
         total = sum(lengths)
         if total > self.max_bytes:
             raise MessageTooLarge(total, self.max_bytes)
+        if self.reserve is not None:
+            self.reserve(total)
         self._start += size
         self._lengths, self._parts, self._index, self._filled = lengths, [], 0, 0
         return True

@@ -18,12 +18,18 @@ ALL_LAYERS: tuple[str, ...] = (
 )
 
 
-class Limits(TypedDict):
+class _RequiredLimits(TypedDict):
     memory_mb: int
     cpu_seconds: int
     max_processes: int
     max_file_mb: int
     max_open_files: int
+
+
+class Limits(_RequiredLimits, total=False):
+    #: With the mounts layer the workspace is a tmpfs of this size and inode count (else a bind of the host dir).
+    workspace_mb: int
+    workspace_inodes: int
 
 
 class LaunchSpec(TypedDict):
@@ -37,3 +43,6 @@ class LaunchSpec(TypedDict):
     layers: list[str]  # subset of ALL_LAYERS, applied in that order; [] means unsandboxed
     limits: Limits
     uid: int | None  # when the host is root: the unprivileged uid (and gid) to run as
+    #: Files shown instead of the host's (with the mounts layer): target path -> file in the run directory,
+    #: e.g. a synthetic /etc/passwd naming only the sandbox's user.
+    etc_files: dict[str, str]

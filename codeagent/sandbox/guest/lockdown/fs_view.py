@@ -33,6 +33,10 @@ class FsView:
     #: over themselves so the sandbox can neither rewrite nor replace them (e.g. with a symlink the host
     #: would follow when it rewrites the file on a restart).
     pinned: tuple[str, ...] = ()
+    #: The workspace as a tmpfs: its mount options (size, nr_inodes), or "" to bind the host's directory.
+    workspace_tmpfs: str = ""
+    #: Host files replaced by synthetic ones: (target, source in the run directory).
+    replaced: tuple[tuple[str, str], ...] = ()
 
 
 def build(spec: dict[str, Any]) -> FsView:
@@ -58,7 +62,16 @@ def build(spec: dict[str, Any]) -> FsView:
     )
     with os.scandir(run_dir) as entries:
         pinned = tuple(sorted(e.path for e in entries if e.is_file(follow_symlinks=False)))
-    return FsView(system, tuple(readable), workspace, run_dir, hidden, pinned)
+    limits = spec.get("limits") or {}
+    tmpfs = ""
+    if limits.get("workspace_mb"):
+        tmpfs = f"mode=700,size={int(limits['workspace_mb'])}m,nr_inodes={int(limits.get('workspace_inodes') or 0)}"
+    replaced = tuple(
+        (_norm(target), _norm(source))
+        for target, source in sorted((spec.get("etc_files") or {}).items())
+        if os.path.lexists(target) and is_within(_norm(source), run_dir) and os.path.isfile(source)
+    )
+    return FsView(system, tuple(readable), workspace, run_dir, hidden, pinned, tmpfs, replaced)
 
 
 def landlock_grants(view: FsView, new_root: bool) -> list[tuple[str, int]]:

@@ -60,7 +60,11 @@ def plan(view: FsView, tmp_mb: int, shm_mb: int) -> list[MountOp]:
     ops.extend(
         MountOp("symlink", f"/dev/{n}", f"/proc/self/fd/{i}") for i, n in enumerate(("stdin", "stdout", "stderr"))
     )
-    ops.append(MountOp("bind", view.workspace, view.workspace, writable=True))
+    if view.workspace_tmpfs:  # the kernel enforces the quota (ENOSPC); nothing lands on the host's disk
+        ops.append(MountOp("tmpfs", view.workspace, view.workspace_tmpfs, writable=True))
+    else:
+        ops.append(MountOp("bind", view.workspace, view.workspace, writable=True))
+    ops.extend(MountOp("bind", target, source) for target, source in view.replaced)
     ops.append(MountOp("bind", view.run_dir, view.run_dir, writable=True))
     ops.extend(MountOp("bind", p, p) for p in view.pinned)
     # Stable sort: at equal depth a tmpfs goes first and a writable bind after a read-only one.
