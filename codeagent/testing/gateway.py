@@ -76,7 +76,9 @@ def start_gateway(transport: str = "ipc", cull_idle_s: int = 0, flavor: str = "k
     """Start a gateway in a temporary home (its runtime dir, kernelspecs and logs live there); ``flavor`` "kg"
     is Jupyter Kernel Gateway, "eg" Enterprise Gateway in local mode."""
     exe = gateway_executable(flavor)
-    root = Path(tempfile.mkdtemp(prefix="kg-test-"))
+    # Directly under /tmp, whatever TMPDIR says: the kernels' ipc sockets live in its runtime dir, and a Unix
+    # socket path must stay under 108 bytes.
+    root = Path(tempfile.mkdtemp(prefix="kg-", dir="/tmp" if os.path.isdir("/tmp") else None))
     prefix = root / "prefix"
     install(prefix=str(prefix))
     (root / "home").mkdir()
