@@ -203,6 +203,7 @@ class NotebookKernel:
         self.kc.stop_channels()
         with contextlib.suppress(Exception):
             # asked, not killed: the notebook's exit handlers shut its sandboxes down (and remove their folders)
+            self.km.shutdown_wait_time = 30.0
             self.km.shutdown_kernel(now=False)
 
 
