@@ -1,8 +1,8 @@
 """Tool search on the host: a BM25 index (SQLite FTS5, standard library) over every tool of every source.
 
 Indexed per tool, in weighted columns: the name split on case and underscores, the source (MCP server) name,
-the description, argument names and descriptions, output field names. Queries are reduced to plain words, so
-nothing in a query is FTS syntax.
+the description, argument names and descriptions, output field names. Queries are reduced to plain words (so
+nothing in a query is FTS syntax), and everyday verbs gain the verb tool names use ("get rid of" → delete).
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-#: Column weights for FTS5's bm25(): name, source, description, arguments, outputs.
-WEIGHTS = (4.0, 2.0, 1.0, 0.6, 0.6)
+#: Column weights for FTS5's bm25(): name, source, description, arguments, outputs (benchmarks/tool_search.py).
+WEIGHTS = (3.0, 3.0, 1.5, 0.2, 0.2)
 _WORD = re.compile(r"[A-Za-z][a-z]*|[A-Z]+(?![a-z])|\d+")
 STOPWORDS = frozenset(
     {
@@ -79,6 +79,47 @@ STOPWORDS = frozenset(
 )
 
 
+#: Everyday verbs for what API tool names say with a handful of verbs (added to the query, never replacing it).
+VERB_SYNONYMS = {
+    "add": "create",
+    "new": "create",
+    "fresh": "create",
+    "make": "create",
+    "register": "create",
+    "remove": "delete",
+    "rid": "delete",
+    "erase": "delete",
+    "drop": "delete",
+    "change": "update",
+    "edit": "update",
+    "modify": "update",
+    "rename": "update",
+    "show": "list",
+    "browse": "list",
+    "every": "list",
+    "enumerate": "list",
+    "find": "search",
+    "lookup": "search",
+    "keyword": "search",
+    "mention": "search",
+    "many": "count",
+    "number": "count",
+    "total": "count",
+    "download": "export",
+    "dump": "export",
+    "spreadsheet": "export",
+    "csv": "export",
+    "backup": "export",
+    "hide": "archive",
+    "shelve": "archive",
+    "audit": "history",
+    "changed": "history",
+    "trail": "history",
+    "fetch": "get",
+    "details": "get",
+}
+
+
 def words(text: str) -> list[str]:
     """``getInvoiceByID_v2`` → ``['get', 'invoice', 'by', 'id', 'v', '2']``."""
     return [w.lower() for w in _WORD.findall(text or "")]
@@ -126,7 +167,8 @@ class ToolIndex:
         self._db.commit()
 
     def search(self, query: str, k: int = 5) -> list[Any]:
-        terms = [w for w in dict.fromkeys(words(query)) if w not in STOPWORDS] or words(query)
+        plain = [w for w in words(query) if w not in STOPWORDS] or words(query)
+        terms = list(dict.fromkeys(plain + [VERB_SYNONYMS[w] for w in plain if w in VERB_SYNONYMS]))
         if not terms or k < 1:
             return []
         match = " OR ".join(f'"{t}"' for t in terms[:32])

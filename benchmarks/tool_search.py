@@ -1,0 +1,143 @@
+"""Tool search: recall of the host's index on natural-language requests, its speed, and what the first request
+costs with many tools.
+
+    python benchmarks/tool_search.py [--out benchmarks/results]
+
+The catalog (``benchmarks/data/tool_catalog.json``, 1,050 tools of ten fictional SaaS APIs with overlapping
+vocabularies) becomes real MCP tool objects, as a server's listing would (stubs, namespaces, TypedDict
+returns). Each query of ``tool_queries.json`` names its intended tool without repeating the tool's name;
+recall@k is the share of queries whose tool is among the first k results. The first request's tokens are
+counted from the system prompt and the tool definitions as sent (4 characters per token), for 10 to 10,000
+tools (the catalog repeated under more server names past 1,050), with the default budget of 1,500 tokens of
+stubs, against listing every stub.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from codeagent.agent.prompt import EXECUTE_PYTHON_TOOL, system_prompt
+from codeagent.tools.mcp.schema_types import TypeWriter
+from codeagent.tools.mcp.tool import McpTool, make_mcp_tool
+from codeagent.tools.render import estimate_tokens
+from codeagent.tools.search import ToolIndex
+
+DATA = Path(__file__).parent / "data"
+BUDGET = 1_500
+
+
+def catalog_tools(entries: list[dict[str, Any]], copies: int = 1) -> list[McpTool]:
+    tools: list[McpTool] = []
+    for copy in range(copies):
+        writers: dict[str, TypeWriter] = {}
+        for e in entries:
+            server = e["server"] if copy == 0 else f"{e['server']}{copy + 1}"
+            listed = SimpleNamespace(
+                name=e["name"],
+                description=e["description"],
+                input_schema=e["input_schema"],
+                output_schema=e["output_schema"],
+                annotations=None,
+            )
+            writer = writers.setdefault(server, TypeWriter({}))
+            tools.append(
+                make_mcp_tool(listed, server=server, namespace=server, attr=e["name"], invoke=_never, writer=writer)
+            )
+    return tools
+
+
+def _never(name: str, arguments: dict[str, Any]) -> Any:
+    raise RuntimeError("the benchmark never calls a tool")
+
+
+def first_request_tokens(tools: list[McpTool], budget: int | None) -> int:
+    system = system_prompt(tools, "", "", budget)
+    return estimate_tokens(system) + estimate_tokens(json.dumps(EXECUTE_PYTHON_TOOL))
+
+
+def recall(index: ToolIndex, queries: list[dict[str, str]]) -> tuple[float, float, list[float], list[str]]:
+    hits1 = hits5 = 0
+    times: list[float] = []
+    misses: list[str] = []
+    for q in queries:
+        started = time.perf_counter()
+        found = [t.name for t in index.search(q["query"], 5)]
+        times.append(time.perf_counter() - started)
+        hits1 += bool(found) and found[0] == q["tool"]
+        hits5 += q["tool"] in found
+        if q["tool"] not in found:
+            misses.append(f"{q['query']!r} → wanted {q['tool']}, got {found[:3]}")
+    return hits1 / len(queries), hits5 / len(queries), times, misses
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results")
+    args = parser.parse_args(argv)
+    entries = json.loads((DATA / "tool_catalog.json").read_text())
+    queries = json.loads((DATA / "tool_queries.json").read_text())
+    tools = catalog_tools(entries)
+
+    builds = []
+    for _ in range(5):
+        started = time.perf_counter()
+        index = ToolIndex(tools)
+        builds.append(time.perf_counter() - started)
+    r1, r5, times, misses = recall(index, queries)
+    big = catalog_tools(entries, copies=10)
+    started = time.perf_counter()
+    big_index = ToolIndex(big)
+    big_build = time.perf_counter() - started
+    big_times = [recall(big_index, queries[:50])[2]]
+
+    rows = []
+    for n in (10, 100, 1_000, 10_000):
+        subset = (tools if n <= len(tools) else big)[:n]
+        rows.append((n, first_request_tokens(subset, BUDGET), first_request_tokens(subset, None)))
+
+    result = {
+        "tools": len(tools),
+        "queries": len(queries),
+        "recall_at_1": round(r1, 4),
+        "recall_at_5": round(r5, 4),
+        "index_build_ms_median": round(statistics.median(builds) * 1000, 2),
+        "query_ms_median": round(statistics.median(times) * 1000, 3),
+        "index_build_ms_10k": round(big_build * 1000, 1),
+        "query_ms_median_10k": round(statistics.median(big_times[0]) * 1000, 3),
+        "first_request_tokens": [
+            {"tools": n, "with_search": searched, "all_stubs_listed": listed} for n, searched, listed in rows
+        ],
+        "misses": misses,
+    }
+    lines = [
+        f"tool search over {len(tools):,} tools, {len(queries)} queries (SQLite FTS5 BM25)",
+        f"  recall@1 {r1:.3f}   recall@5 {r5:.3f}   (target ≥ 0.95 at 5)",
+        f"  index build {result['index_build_ms_median']} ms (median of 5); "
+        f"query {result['query_ms_median']} ms median",
+        f"  10,500 tools: index build {result['index_build_ms_10k']} ms; "
+        f"query {result['query_ms_median_10k']} ms median",
+        "",
+        "| tools | first request, tokens (budget 1,500) | all stubs listed | reduction |",
+        "|---:|---:|---:|---:|",
+        *[f"| {n:,} | {s:,} | {a:,} | {100 * (1 - s / a):.1f}% |" for n, s, a in rows],
+    ]
+    if misses:
+        lines += ["", f"misses at 5 ({len(misses)}):", *[f"  {m}" for m in misses[:20]]]
+    print("\n".join(lines))
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "tool_search.json").write_text(json.dumps(result, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
