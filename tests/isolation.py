@@ -49,6 +49,10 @@ def isolate() -> Path:
         os.environ[variable] = str(path)
     tempfile.tempdir = None  # tempfile caches the temporary directory: look again
     assert tempfile.gettempdir() == str(base / "tmp")
+    # Like the real /tmp, traversable by others (not listable): a root host's sandbox drops to another uid
+    # that must reach its workspace and run directory (each itself 0700) without a mount namespace.
+    for traversable in (base, base / "tmp"):
+        traversable.chmod(0o711)
     # IPython creates its profile on first start; do it now, so a test's "before" snapshot already has it.
     from IPython.core.profiledir import ProfileDir
 

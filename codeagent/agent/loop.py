@@ -116,7 +116,12 @@ class Agent:
     ) -> CodeAgentResult:
         """Ask ``prompt`` (after ``history``) and loop until the model answers or the step limit."""
         s = self.settings
-        result = CodeAgentResult(prompt=prompt, model=s.model, sandbox_layers=list(self.sandbox.layers))
+        result = CodeAgentResult(
+            prompt=prompt,
+            model=s.model,
+            sandbox_layers=list(self.sandbox.layers),
+            sandbox_warning=str(getattr(self.sandbox, "warning", "")),
+        )
         started = time.perf_counter()
         tools = [
             t for t in self.registry if t.mode != "direct"

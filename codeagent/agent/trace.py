@@ -108,6 +108,7 @@ class CodeAgentResult:
     replayed: bool = False
     sandbox_layers: list[str] = field(default_factory=list)
     stopped_by: str | None = None  # the limit that stopped the call (status "budget"), e.g. "--max-tool-calls 3"
+    sandbox_warning: str = ""  # shown on every run in a weaker mode than full
 
     @property
     def tool_calls(self) -> list[ToolCallRecord]:

@@ -69,6 +69,7 @@ class CodeAgent(Magics, Configurable):
     max_open_files = setting(SandboxPolicy, "max_open_files")
     output_hard_bytes = setting(SandboxPolicy, "output_hard_bytes")
     sandbox_uid = setting(SandboxPolicy, "sandbox_uid")
+    sandbox_allow_root = setting(SandboxPolicy, "allow_root")
     bridge_request_mb = setting(SandboxPolicy, "bridge_request_mb")
     bridge_reply_mb = setting(SandboxPolicy, "bridge_reply_mb")
     # host-side limits that hold whatever the script does (README: Security)

@@ -18,7 +18,10 @@ from codeagent.agent.loop import AgentSettings
 from codeagent.sandbox.host.policy import SandboxPolicy
 
 #: Trait names that differ from the field they set (the rest are the same).
-TRAIT_NAMES = {SandboxPolicy: {"mode": "sandbox_mode", "wall_seconds": "timeout"}, AgentSettings: {}}
+TRAIT_NAMES = {
+    SandboxPolicy: {"mode": "sandbox_mode", "wall_seconds": "timeout", "allow_root": "sandbox_allow_root"},
+    AgentSettings: {},
+}
 #: Fields decided per call from other traits (``profile`` from ``model_profile`` and the base URL).
 PER_CALL = {"profile", "answer_from_output"}
 

@@ -133,6 +133,11 @@ def _script_title(run: ScriptRun, n: int) -> str:
     return f"{mark} Script {n} (step {run.step}): {len(run.tool_calls)} tool calls, {run.duration_s:.2f} s{err}"
 
 
+def _unsandboxed(result: CodeAgentResult) -> bool:
+    """No lockdown layer (unsandboxed mode applies resource limits only)."""
+    return bool(result.scripts) and set(result.sandbox_layers) <= {"rlimits"}
+
+
 def render_html(result: CodeAgentResult, open_sections: Iterable[str] = ()) -> str:
     """The final view: answer visible, everything else folded unless named in ``open_sections``."""
     opened = set(open_sections)
@@ -145,8 +150,10 @@ def render_html(result: CodeAgentResult, open_sections: Iterable[str] = ()) -> s
         f"{' · replayed from cassette' if result.replayed else ''}</div>"
     )
     parts = [header]
-    if not result.sandbox_layers and result.scripts:
+    if _unsandboxed(result):
         parts.append(f"<div style='color:#cf222e;margin:4px 0'>⚠ {_esc(UNSANDBOXED_WARNING)}</div>")
+    elif result.sandbox_warning and result.scripts:
+        parts.append(f"<div style='color:#9a6700;margin:4px 0'>⚠ {_esc(result.sandbox_warning)}</div>")
     if result.error:
         parts.append(f"<div style='color:{colour};margin:4px 0'>{_esc(result.error)}</div>")
     for n, run in enumerate(result.scripts, 1):
@@ -211,8 +218,10 @@ def _usage_html(result: CodeAgentResult) -> str:
 def render_text(result: CodeAgentResult) -> str:
     """A plain-text view that is still useful: the answer and a one-line summary."""
     lines = []
-    if not result.sandbox_layers and result.scripts:
+    if _unsandboxed(result):
         lines.append(f"WARNING: {UNSANDBOXED_WARNING}")
+    elif result.sandbox_warning and result.scripts:
+        lines.append(f"WARNING: {result.sandbox_warning}")
     if result.error:
         lines.append(safe_text(f"[{result.status}] {result.error}"))
     lines += [f"WARNING: script {n}: {run.misbehaved}" for n, run in enumerate(result.scripts, 1) if run.misbehaved]

@@ -27,12 +27,15 @@ SIGNAL_DENIED = {"ESRCH", "EPERM"}
 
 #: Run the suite against a weaker sandbox to see the attacks succeed (e.g. ``unsandboxed``); default ``auto``.
 MODE = os.environ.get("CODEAGENT_SECURITY_SANDBOX_MODE", "auto")
+#: The platform matrix (tests/platforms) also measures the explicit opt-in to a sandbox that stays uid 0.
+ALLOW_ROOT = os.environ.get("CODEAGENT_SECURITY_ALLOW_ROOT") == "1"
 
 
 def tight_policy(**overrides: object) -> SandboxPolicy:
     """Small limits so resource attacks end in seconds (the defaults allow minutes)."""
     base = SandboxPolicy(
         mode=MODE,
+        allow_root=ALLOW_ROOT,
         wall_seconds=3,
         cpu_seconds=2,
         memory_mb=1536,

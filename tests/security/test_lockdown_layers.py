@@ -78,7 +78,7 @@ def unix_abstract():
 def write(path):
     with open(path, "w") as f: f.write("x")
 def status():
-    keep = ("Uid", "CapEff", "CapBnd", "CapPrm", "NoNewPrivs", "Seccomp")
+    keep = ("Uid", "Gid", "CapEff", "CapBnd", "CapPrm", "CapInh", "CapAmb", "NoNewPrivs", "Seccomp")
     return dict(line.split(":\t", 1) for line in open("/proc/self/status").read().splitlines() if line.startswith(keep))
 def threads():
     started = []
@@ -128,6 +128,7 @@ class Sandbox:
     spec_file: Path
 
     def spec(self, argv: list[str], layers: list[str], **limits: int) -> dict[str, Any]:
+        allow_root = bool(limits.pop("allow_root", True))
         readable = {sys.base_prefix, sys.prefix, PACKAGE_ROOT}
         readable.update(p for p in sys.path if p and os.path.isdir(p))
         return {
@@ -151,6 +152,7 @@ class Sandbox:
                 **limits,
             },
             "uid": SANDBOX_UID if IS_ROOT else None,
+            "allow_root": allow_root,
         }
 
     def write_spec(self, spec: dict[str, Any]) -> Path:
@@ -265,11 +267,28 @@ def test_choose_layers_auto_uses_everything_with_namespaces() -> None:
 
 
 def test_choose_layers_auto_falls_back_to_landlock_and_seccomp() -> None:
-    available = set(ALL_LAYERS) - {"namespaces", "mounts", "pidns", "nproc"}
-    layers, notes = choose_layers("auto", _statuses(available))
+    available = set(ALL_LAYERS) - {"namespaces", "mounts", "pidns"}
+    layers, notes = choose_layers("auto", _statuses(available), allow_root=True)
     assert layers == [name for name in FALLBACK_LAYERS]
     assert any("fallback" in n for n in notes)
-    assert choose_layers("landlock", _statuses(set(ALL_LAYERS)))[0] == list(FALLBACK_LAYERS)
+    assert choose_layers("landlock", _statuses(set(ALL_LAYERS)), allow_root=True)[0] == list(FALLBACK_LAYERS)
+
+
+def test_root_without_namespaces_refuses_to_stay_uid_0(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A root host whose Python the sandbox uid cannot reach (under a 0700 /root): refuse, naming the remedy,
+    unless the user opted in; then every run carries the warning."""
+    import codeagent.sandbox.host.layers as layers_module
+
+    monkeypatch.setattr(layers_module.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(layers_module, "prefix_reachable_by_others", lambda: False)
+    no_namespaces = _statuses(set(ALL_LAYERS) - {"namespaces", "mounts", "pidns"})
+    with pytest.raises(SandboxUnavailable, match=r"refusing to run generated code as root.*venv /opt/venv"):
+        choose_layers("auto", no_namespaces)
+    layers, notes = choose_layers("auto", no_namespaces, allow_root=True)
+    assert layers == list(FALLBACK_LAYERS)
+    assert any(n.startswith("WARNING the sandbox stays uid 0") for n in notes)
+    monkeypatch.setattr(layers_module, "prefix_reachable_by_others", lambda: True)
+    assert choose_layers("auto", no_namespaces)[0] == list(FALLBACK_LAYERS)
 
 
 def test_choose_layers_refuses_without_any_sandbox() -> None:
@@ -279,7 +298,7 @@ def test_choose_layers_refuses_without_any_sandbox() -> None:
             choose_layers(mode, nothing)
     with pytest.raises(SandboxUnavailable, match="'landlock' needs"):
         choose_layers("landlock", nothing)
-    assert choose_layers("unsandboxed", nothing)[0] == []
+    assert choose_layers("unsandboxed", nothing)[0] == ["rlimits"]  # what it can still apply
     with pytest.raises(SandboxUnavailable, match="user namespaces"):
         choose_layers("namespaces", _statuses(set(ALL_LAYERS) - {"namespaces", "mounts", "pidns"}))
     with pytest.raises(ValueError):
@@ -379,7 +398,7 @@ def test_address_space_limit(sandbox: Sandbox, host_targets: HostTargets) -> Non
 
 @needs_fallback
 def test_fallback_layers_without_namespaces(sandbox: Sandbox, host_targets: HostTargets) -> None:
-    layers, _ = choose_layers("landlock")
+    layers, _ = choose_layers("landlock", allow_root=True)
     facts = run_probe(sandbox, host_targets, layers)
     for key in ("tcp", "udp", "unix_abstract", "read_secret", "read_bashrc", "write_etc", "write_run_dir"):
         assert denied(facts[key]), (key, facts[key])
@@ -387,6 +406,40 @@ def test_fallback_layers_without_namespaces(sandbox: Sandbox, host_targets: Host
     assert facts["write_workspace"] is True
     assert facts["subprocess"] == "hi"
     assert facts["status"]["CapEff"].strip("0") == "" and facts["status"]["NoNewPrivs"] == "1"
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+NO_NAMESPACES = ["rlimits", "nproc", "capabilities", "no_new_privs", "landlock"]
+
+
+@pytest.mark.skipif(not IS_ROOT or not os.path.exists(SYSTEM_PYTHON), reason="needs root and /usr/bin/python3")
+def test_root_without_namespaces_drops_to_the_sandbox_uid(sandbox: Sandbox, host_targets: HostTargets) -> None:
+    """Regression: the drop used to check the workspace before granting it, so the sandbox stayed uid 0."""
+    cfg = {"tcp_port": host_targets.tcp_port, "unix_path": host_targets.unix_path, "abstract": host_targets.abstract,
+           "secret_file": host_targets.secret_file, "run_dir": str(sandbox.run_dir), "host_pid": os.getpid(),
+           "alloc_mb": 16}  # fmt: skip
+    spec = sandbox.spec([SYSTEM_PYTHON, "-c", PROBE, json.dumps(cfg)], NO_NAMESPACES, allow_root=False)
+    spec["readable_paths"] = ["/usr", PACKAGE_ROOT]
+    sandbox.write_spec(spec)
+    os.chmod(sandbox.root, 0o711)  # as the host's own run and workspace directories sit in /tmp
+    done = subprocess.run(
+        [SYSTEM_PYTHON, "-m", "codeagent.sandbox.guest.launcher", str(sandbox.spec_file)],
+        capture_output=True, text=True, timeout=60, cwd=PACKAGE_ROOT, env={"PYTHONPATH": PACKAGE_ROOT},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    facts = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (facts["uid"], facts["gid"], facts["groups"]) == (SANDBOX_UID, SANDBOX_UID, [])
+    for cap in ("CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"):
+        assert facts["status"][cap].strip("0") == "", (cap, facts["status"][cap])
+    assert denied(facts["read_secret"]) and facts["write_workspace"] is True
+
+
+@pytest.mark.skipif(not IS_ROOT or os.stat("/root").st_mode & 0o001 or not sys.prefix.startswith("/root/"),
+                    reason="needs root and a Python under a 0700 /root")  # fmt: skip
+def test_root_without_namespaces_refuses_to_stay_root(sandbox: Sandbox) -> None:
+    done = sandbox.launch([sys.executable, "-c", "print('ran')"], NO_NAMESPACES, allow_root=False)
+    assert done.returncode == 70 and "ran" not in done.stdout
+    assert "refusing to run the sandbox as uid 0" in done.stderr and "/opt/venv" in done.stderr, done.stderr
 
 
 @needs_namespaces

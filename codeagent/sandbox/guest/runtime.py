@@ -197,8 +197,15 @@ class CPUBudgetExceeded(TimeoutError):
     """The script used more CPU time than one script may."""
 
 
-def setup(cpu_seconds: int) -> None:
-    """Per-script CPU budget: before each cell the soft RLIMIT_CPU moves to now + ``cpu_seconds``."""
+def setup(cpu_seconds: int, lock_metadata: bool = False) -> None:
+    """Per-script CPU budget: before each cell the soft RLIMIT_CPU moves to now + ``cpu_seconds``.
+
+    ``lock_metadata``: the sandbox shares the host's file system (no mount namespace); from now on file
+    modes, owners, times and extended attributes cannot be changed (see seccomp_filter.METADATA)."""
+    if lock_metadata:
+        from codeagent.sandbox.guest.lockdown import seccomp_filter
+
+        seccomp_filter.deny_metadata_changes()
     import math
     import resource
     import signal

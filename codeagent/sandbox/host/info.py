@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from codeagent.sandbox.host.layers import LOSSES, REMEDIES
 from codeagent.sandbox.host.manager import SandboxError, layers_for
 from codeagent.sandbox.host.policy import SandboxPolicy
 from codeagent.sandbox.protocol.launch_spec import ALL_LAYERS
@@ -12,20 +13,20 @@ def sandbox_info(policy: SandboxPolicy) -> str:
     try:
         layers, notes = layers_for(policy)
     except SandboxError as e:
-        return f"codeagent sandbox (mode {policy.mode}): refuses to run generated code here.\n  {e}"
-    lines = [f"codeagent sandbox (mode {policy.mode}):"]
+        return f"codeagent sandbox (mode {policy.mode}) on {_platform()}: refuses to run generated code here.\n  {e}"
+    lines = [f"codeagent sandbox (mode {policy.mode}) on {_platform()}:"]
     probe = _probe_details()
     for name in ALL_LAYERS:
         mark = "✓" if name in layers else "✗"
         detail = probe.get(name, "")
         lines.append(f"  {mark} {name}{': ' + detail if detail else ''}")
+        if name not in layers:
+            remedy = REMEDIES.get(name)
+            lines.append(f"      without it: {LOSSES[name]}{'. Remedy: ' + remedy if remedy else ''}")
     lines.extend(f"  note: {n}" for n in notes)
-    if not layers:
+    if set(layers) <= {"rlimits"}:
         lines.append("  WARNING: no lockdown layer is active; generated code runs with your user's rights.")
-    lines.append(
-        f"  limits: memory {policy.memory_mb} MiB, CPU {policy.cpu_seconds} s/script, wall clock "
-        f"{policy.wall_seconds:g} s/script, {policy.max_processes} processes, files {policy.max_file_mb} MiB"
-    )
+    lines.append(f"  limits: {applied_limits(policy, layers)}")
     quota = f"{policy.workspace_mb} MiB and {policy.workspace_inodes:,} files"
     lines.append(
         f"  workspace: a tmpfs of {quota} (the kernel refuses more: ENOSPC)"
@@ -39,6 +40,32 @@ def sandbox_info(policy: SandboxPolicy) -> str:
         f"trace keeps {policy.trace_value_chars:,} chars of arguments"
     )
     return "\n".join(lines)
+
+
+def applied_limits(policy: SandboxPolicy, layers: list[str]) -> str:
+    """The limits that are really applied with these layers, in words."""
+    if "rlimits" not in layers:
+        return "none (no resource limit can be applied here)"
+    parts = [
+        f"memory {policy.memory_mb} MiB",
+        f"CPU {policy.cpu_seconds} s/script",
+        f"wall clock {policy.wall_seconds:g} s/script",
+        f"files {policy.max_file_mb} MiB",
+        f"{policy.max_open_files} open files",
+    ]
+    if "nproc" in layers:
+        parts.insert(3, f"{policy.max_processes} processes")
+    return ", ".join(parts)
+
+
+def _platform() -> str:
+    from codeagent.sandbox.guest.lockdown import probe
+    from codeagent.sandbox.host.layers import platform_name
+
+    try:
+        return platform_name(probe())
+    except Exception as e:  # a probe failure must not break the report
+        return f"an unknown platform (probe failed: {e})"
 
 
 def _probe_details() -> dict[str, str]:

@@ -22,6 +22,7 @@ def python_prefix_paths() -> list[str]:
     roots = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, sys.exec_prefix)}
     paths = set(roots)
     for entry in [*sys.path, PACKAGE_ROOT]:
+        # "" is the host's working directory (the notebook's folder): the sandbox works in its workspace
         real = os.path.realpath(entry) if entry else ""
         if real and os.path.isdir(real) and not any(real == r or real.startswith(r + os.sep) for r in roots):
             paths.add(real)
@@ -45,6 +46,13 @@ def sandbox_env(workspace: str) -> dict[str, str]:
         MALLOC_ARENA_MAX="2",
     )
     return env
+
+
+def uses_user_namespace(layers: list[str]) -> bool:
+    """Whether the namespaces layer gets a user namespace (else: root with CAP_SYS_ADMIN, without one)."""
+    from codeagent.sandbox.guest.lockdown.probe import user_namespaces_work
+
+    return "namespaces" in layers and user_namespaces_work()
 
 
 def build_launch_spec(
@@ -72,6 +80,8 @@ def build_launch_spec(
         readable_paths=python_prefix_paths(),
         layers=layers,
         limits=limits,
-        uid=uid if os.geteuid() == 0 else None,
+        uid=uid if os.geteuid() == 0 and not set(layers) <= {"rlimits"} else None,
         etc_files=etc_files.write(run_dir, uid, gid, workspace) if quota_mounted else {},
+        user_namespace=uses_user_namespace(layers),
+        allow_root=p.allow_root,
     )

@@ -7,10 +7,11 @@ import sys
 from collections.abc import Sequence
 
 from codeagent.sandbox.guest.lockdown import LayerStatus, probe
+from codeagent.sandbox.guest.lockdown.probe import user_namespaces_work
 from codeagent.sandbox.protocol.launch_spec import ALL_LAYERS
 
-#: Without user namespaces: what still works for an unprivileged process.
-FALLBACK_LAYERS = ("rlimits", "capabilities", "no_new_privs", "landlock", "seccomp")
+#: Without namespaces: what still works for an unprivileged process (and for root without CAP_SYS_ADMIN).
+FALLBACK_LAYERS = ("rlimits", "nproc", "capabilities", "no_new_privs", "landlock", "seccomp")
 _NAMESPACE_LAYERS = ("namespaces", "mounts", "pidns")
 _FALLBACK_REQUIRED = ("landlock", "seccomp", "no_new_privs")
 
@@ -19,9 +20,9 @@ class SandboxUnavailable(RuntimeError):
     """The requested sandbox mode cannot be provided on this machine."""
 
 
-def _prefix_reachable_by_others() -> bool:
+def prefix_reachable_by_others(paths: Sequence[str] | None = None) -> bool:
     """Whether an unprivileged uid can reach the interpreter without a mount namespace (o+x all the way)."""
-    for prefix in {sys.base_prefix, sys.prefix}:
+    for prefix in paths if paths is not None else {sys.base_prefix, sys.prefix}:
         path = os.path.abspath(prefix)
         while path != "/":
             try:
@@ -33,15 +34,61 @@ def _prefix_reachable_by_others() -> bool:
     return True
 
 
-def choose_layers(mode: str, statuses: Sequence[LayerStatus] | None = None) -> tuple[list[str], list[str]]:
+#: What each layer's absence costs, in one line (shown by --sandbox-info and the final view's warning).
+LOSSES = {
+    "namespaces": "host processes, the network stack and Unix sockets reachable by path are shared",
+    "mounts": "the host file system is visible (read-only where Landlock allows); /tmp is shared",
+    "nproc": "no limit on processes and threads: a fork bomb can slow the machine",
+    "pidns": "host processes are listed in /proc",
+    "capabilities": "nothing for an unprivileged user (it has no capabilities); root would keep its own",
+    "no_new_privs": "setuid programs can raise privileges",
+    "landlock": "no file-system allow-list beyond the mount namespace; TCP is blocked only by the network namespace",
+    "seccomp": "dangerous kernel interfaces (ptrace, io_uring, bpf, keyctl, new namespaces) stay callable",
+    "rlimits": "no memory, CPU or file-size limits",
+}
+REMEDIES = {
+    "namespaces": "allow user namespaces (Docker: --security-opt seccomp=unconfined or a profile allowing "
+    "unshare/clone with CLONE_NEWUSER; Ubuntu 24.04: an AppArmor profile for the notebook server, or "
+    "sysctl kernel.apparmor_restrict_unprivileged_userns=0)",
+    "landlock": "a Linux kernel >= 5.13 with Landlock enabled (lsm=...,landlock); not available in gVisor",
+    "seccomp": "a kernel with seccomp filters (CONFIG_SECCOMP_FILTER) and libseccomp (apt install libseccomp2)",
+}
+
+
+def platform_name(statuses: Sequence[LayerStatus]) -> str:
+    """The kind of platform the probes suggest, in words."""
+    if not sys.platform.startswith("linux"):
+        return f"{sys.platform}: no Linux sandbox layers"
+    ok = {s.name for s in statuses if s.available}
+    container = os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv")
+    if "namespaces" in ok and not user_namespaces_work():
+        kind = "Linux without user namespaces, root with CAP_SYS_ADMIN (VM or bare metal)"
+    elif "namespaces" in ok:
+        kind = "full Linux" if "landlock" in ok else "Linux without Landlock (e.g. gVisor or a kernel < 5.13)"
+    elif "landlock" in ok:
+        kind = "container without user namespaces" if container else "Linux without user namespaces"
+    else:
+        kind = "Linux without user namespaces and without Landlock (e.g. gVisor in a restricted container)"
+    if "seccomp" not in ok:
+        kind += ", no seccomp"
+    return kind + (", as root" if os.geteuid() == 0 else "")
+
+
+def choose_layers(
+    mode: str, statuses: Sequence[LayerStatus] | None = None, *, allow_root: bool = False
+) -> tuple[list[str], list[str]]:
     """(layers to apply, notes for the user) for ``SandboxPolicy.mode``.
 
-    auto: every layer when user namespaces work, else Landlock + seccomp + rlimits + no_new_privs;
-    namespaces / landlock: that level or an error; unsandboxed: nothing (with a warning note).
-    Raises SandboxUnavailable when the mode cannot be met (e.g. on macOS or Windows, unless unsandboxed).
+    auto: every layer when namespaces work (with a user namespace, or as root with CAP_SYS_ADMIN), else
+    Landlock + seccomp + rlimits + no_new_privs; namespaces / landlock: that level or an error;
+    unsandboxed: only the resource limits (with a warning note). Raises SandboxUnavailable when the mode
+    cannot be met (e.g. on macOS or Windows, unless unsandboxed), or when the sandbox would have to stay
+    uid 0 and ``allow_root`` is off.
     """
     if mode == "unsandboxed":
-        return [], ["unsandboxed: generated code runs with your own user's rights, files and network"]
+        return (["rlimits"] if os.name == "posix" else []), [
+            "unsandboxed: generated code runs with your own user's rights, files and network"
+        ]
     if mode not in ("auto", "namespaces", "landlock"):
         raise ValueError(f"unknown sandbox mode {mode!r}")
     status = {s.name: s for s in (statuses if statuses is not None else probe())}
@@ -59,7 +106,7 @@ def choose_layers(mode: str, statuses: Sequence[LayerStatus] | None = None) -> t
         if mode == "landlock":
             raise SandboxUnavailable(f"sandbox mode 'landlock' needs {'; '.join(missing)}. Use mode 'auto'.")
         raise SandboxUnavailable(
-            f"no sandbox is possible here ({sys.platform}): neither user namespaces "
+            f"no sandbox is possible here ({sys.platform}): neither namespaces "
             f"({status['namespaces'].detail}) nor Landlock + seccomp ({'; '.join(missing)}). "
             "Generated code will not run unless you choose the explicitly weaker mode 'unsandboxed' "
             "(%config CodeAgent.sandbox_mode = 'unsandboxed')."
@@ -71,20 +118,44 @@ def choose_layers(mode: str, statuses: Sequence[LayerStatus] | None = None) -> t
         )
     layers = [name for name in FALLBACK_LAYERS if name in ok]
     if mode == "auto":
-        notes.append(f"no user namespaces ({status['namespaces'].detail}): Landlock + seccomp fallback")
+        notes.append(f"no namespaces ({status['namespaces'].detail}): Landlock + seccomp fallback")
     notes.append(
-        "without a mount namespace, Unix sockets the sandbox uid can reach by path stay connectable "
-        "(Landlock ABI <= 7 does not cover them) and /tmp is not private"
+        "namespaces missing: Unix sockets the sandbox uid can reach by path stay connectable "
+        "(Landlock ABI <= 7 does not cover them) and /tmp is shared; file modes, owners, times and "
+        "extended attributes cannot be changed at all"
     )
-    notes.append("no process-count limit (RLIMIT_NPROC would count every process of this uid)")
     notes.append(
-        "without PID and mount namespaces, host processes stay visible in /proc (e.g. their command lines) "
-        "and processes the script starts can outlive the sandbox"
+        "pidns missing: the sandbox sees host pids in /proc (not their command lines or environments); "
+        "the host still kills every process a script started when it ends"
     )
-    if sys.platform.startswith("linux") and os.geteuid() == 0 and not _prefix_reachable_by_others():
+    if "nproc" in layers and not (sys.platform.startswith("linux") and os.geteuid() == 0):
+        notes.append("nproc: the process limit counts this uid's processes (the sandbox may add its limit)")
+    if sys.platform.startswith("linux") and os.geteuid() == 0 and not prefix_reachable_by_others():
+        if not allow_root:
+            raise SandboxUnavailable(
+                "refusing to run generated code as root: without namespaces the sandbox must drop to an "
+                f"unprivileged uid, which cannot reach this Python ({sys.prefix}, under a 0700 directory). "
+                "Remedy: use a Python/venv outside /root (e.g. python3 -m venv /opt/venv), run the notebook "
+                f"as an unprivileged user, or {REMEDIES['namespaces']}. To run as root anyway: "
+                "%config CodeAgent.sandbox_allow_root = True (warned on every run)."
+            )
         notes.append(
-            "the Python prefix is not reachable by an unprivileged uid without a mount namespace: "
-            "the sandbox stays uid 0 (with no capabilities), so files root owns and Landlock allows "
-            "(e.g. under /etc) stay readable"
+            "WARNING the sandbox stays uid 0 (CodeAgent.sandbox_allow_root): root-owned files Landlock allows "
+            "(e.g. /etc/shadow) are readable and root-owned Unix sockets connectable"
         )
     return layers, notes
+
+
+def weakness(layers: Sequence[str], notes: Sequence[str] = ()) -> str:
+    """One line for the final view of every run in a weaker mode than full ("" when every layer is on)."""
+    if not layers or layers == ["rlimits"]:
+        return ""  # unsandboxed: the view shows its own, stronger warning
+    missing = [name for name in ALL_LAYERS if name not in layers]
+    as_root = any(n.startswith("WARNING the sandbox stays uid 0") for n in notes)
+    if not missing and not as_root:
+        return ""
+    lost = "; ".join(LOSSES[name] for name in missing if name in ("namespaces", "landlock", "seccomp", "nproc"))
+    parts = [f"weaker sandbox: no {', '.join(missing)}" if missing else "weaker sandbox"]
+    if as_root:
+        parts.append("runs as uid 0 (sandbox_allow_root)")
+    return f"{' — '.join(parts)}{': ' + lost if lost else ''}. %codeagent --sandbox-info says how to fix it."

@@ -90,7 +90,7 @@ def layers_for(policy: SandboxPolicy) -> tuple[list[str], list[str]]:
     from codeagent.sandbox.host.layers import SandboxUnavailable, choose_layers
 
     try:
-        return choose_layers(policy.mode)
+        return choose_layers(policy.mode, allow_root=policy.allow_root)
     except SandboxUnavailable as e:
         raise SandboxError(str(e)) from None
 
@@ -225,7 +225,8 @@ class SandboxKernel:
     def _setup_runtime(self) -> None:
         code = (
             "import codeagent.sandbox.guest.runtime as _ca_runtime\n"
-            f"_ca_runtime.setup({json.dumps(self.policy.cpu_seconds)})\n"
+            f"_ca_runtime.setup({json.dumps(self.policy.cpu_seconds)}, "
+            f"lock_metadata={'seccomp' in self.layers and 'mounts' not in self.layers})\n"
             "del _ca_runtime\n"
         )
         self._run_silent(code)
@@ -267,6 +268,13 @@ class SandboxKernel:
         if reply["content"].get("status") != "ok":
             tb = strip_ansi("\n".join(map(str, reply["content"].get("traceback", []))))
             raise SandboxError(f"sandbox setup failed:\n{tb}")
+
+    @property
+    def warning(self) -> str:
+        """One line for every run when this sandbox is weaker than the full set of layers ("" otherwise)."""
+        from codeagent.sandbox.host.layers import weakness
+
+        return weakness(self.layers, self.layer_notes)
 
     def launcher_pid(self) -> int:
         """The pid the host started (the launcher); every process of the sandbox is below it."""

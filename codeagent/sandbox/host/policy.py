@@ -33,6 +33,11 @@ class SandboxPolicy(BaseModel):
         8_000_000, ge=10_000, description="Output kept on the host at most; the rest is counted and dropped."
     )
     sandbox_uid: int = Field(65534, ge=1, description="Unprivileged uid the sandbox runs as when the host is root.")
+    allow_root: bool = Field(
+        False,
+        description="Run the sandbox as uid 0 when it cannot drop root (no namespaces and a Python an "
+        "unprivileged uid cannot reach); warned on every run. Off: refuse, naming the remedy.",
+    )
     bridge_request_mb: int = Field(
         256, ge=1, description="Largest tool-bridge message from the sandbox (tool arguments, set_result)."
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TypedDict
+from typing import NotRequired, TypedDict
 
 #: Layer names, in the order the launcher applies them.
 ALL_LAYERS: tuple[str, ...] = (
@@ -46,3 +46,8 @@ class LaunchSpec(TypedDict):
     #: Files shown instead of the host's (with the mounts layer): target path -> file in the run directory,
     #: e.g. a synthetic /etc/passwd naming only the sandbox's user.
     etc_files: dict[str, str]
+    #: False: the "namespaces" layer makes mount/PID/net namespaces without a user namespace (root holding
+    #: CAP_SYS_ADMIN where user namespaces are denied), then drops to ``uid``. Default True.
+    user_namespace: NotRequired[bool]
+    #: True: the user accepted that the sandbox may stay uid 0 when it cannot drop root (warned every run).
+    allow_root: NotRequired[bool]

@@ -79,6 +79,7 @@ def apply(spec: dict[str, Any]) -> None:
         view = fs_view.build(spec)
         ident = identity.target(spec)
     in_namespaces = "namespaces" in layers
+    in_userns = in_namespaces and spec.get("user_namespace", True)
 
     if "rlimits" in layers:
         with _layer("rlimits"):
@@ -86,12 +87,12 @@ def apply(spec: dict[str, Any]) -> None:
     if in_namespaces:
         with _layer("namespaces"):
             identity.grant(spec, ident)
-            namespaces.enter(ident)
+            namespaces.enter(ident, user_namespace=in_userns)
     if "mounts" in layers:
         with _layer("mounts"):
             tmp_mb = max(16, limits["memory_mb"] // 4)  # tmpfs pages are memory that RLIMIT_AS does not see
             sources = mounts.open_sources(view, tmp_mb=tmp_mb, shm_mb=min(tmp_mb, 64))
-    if in_namespaces:
+    if in_userns:
         with _layer("namespaces"):
             identity.switch(ident)  # keeps the namespace's capabilities (no uid 0 is mapped in it)
     if "mounts" in layers:
@@ -99,50 +100,69 @@ def apply(spec: dict[str, Any]) -> None:
             mounts.build(sources)
     if "nproc" in layers:
         with _layer("nproc"):
-            rlimits.apply_nproc(limits["max_processes"])
+            rlimits.apply_nproc(limits["max_processes"], shared_uid=None if in_userns else ident.uid)
     if "pidns" in layers:
         with _layer("pidns"):
             pidns.enter()  # from here on we are pid 1 of the new namespace
             if "mounts" not in layers:
                 _sys.mount(None, "/", None, _sys.MS_REC | _sys.MS_PRIVATE)
                 _sys.mount("proc", "/proc", "proc", _sys.MS_NOSUID | _sys.MS_NODEV | _sys.MS_NOEXEC)
+    else:
+        with _layer("reaper"):
+            # Without our init, orphans of the script's processes are re-parented to the kernel (which the
+            # host has reap them after each script); seccomp keeps the kernel from giving this up.
+            _sys.prctl(_sys.PR_SET_CHILD_SUBREAPER, 1)
     if "mounts" in layers:
         with _layer("mounts"):
             mounts.finish(fresh_proc="pidns" in layers)
     if "capabilities" in layers:
         with _layer("capabilities"):
             caps.drop_bounding()
-    if ident.drops_root and not in_namespaces:
+    if ident.drops_root and not in_userns:
         with _layer("identity"):
-            _drop_root_directly(spec, view, ident)
+            _drop_root_directly(spec, view, ident, granted=in_namespaces)
     if "capabilities" in layers:
         with _layer("capabilities"):
             caps.clear()
+            caps.verify_empty()
     if "no_new_privs" in layers:
         with _layer("no_new_privs"):
             _sys.prctl(_sys.PR_SET_NO_NEW_PRIVS, 1)
     if "landlock" in layers:
         with _layer("landlock"):
-            ll.restrict(fs_view.landlock_grants(view, new_root="mounts" in layers))
+            ll.restrict(fs_view.landlock_grants(view, "mounts" in layers, fresh_proc="pidns" in layers))
     if "seccomp" in layers:
         with _layer("seccomp"):
-            sf.install()
+            sf.install(shared_pids="pidns" not in layers)
     if "pidns" in layers:
         with _layer("pidns"):
             pidns.spawn_kernel()
 
 
-def _drop_root_directly(spec: dict[str, Any], view: FsView, ident: Identity) -> None:
+def _drop_root_directly(spec: dict[str, Any], view: FsView, ident: Identity, granted: bool) -> None:
     """Without a user namespace, a root host switches to the sandbox uid as real root (which clears every
-    capability), unless that uid could not even reach the interpreter (a prefix under a 0700 /root)."""
+    capability), after handing it the workspace and run directory. When that uid could not even reach the
+    interpreter (a prefix under a 0700 /root, without a mount namespace to re-root it), refuse, unless the
+    user explicitly allowed a sandbox that stays uid 0."""
     from . import identity
 
-    needed = [*view.readable, spec["argv"][0], view.workspace, view.run_dir]
-    if all(identity.reachable(p, ident) for p in needed):
-        identity.grant(spec, ident)
+    # The workspace and run directory are handed over below: their parents must let the uid through.
+    needed = [*view.readable, spec["argv"][0], os.path.dirname(view.workspace), os.path.dirname(view.run_dir)]
+    unreachable = [p for p in needed if not identity.reachable(p, ident)]
+    if not unreachable:
+        if not granted:  # (the namespaces layer granted them before the run directory's files were pinned)
+            identity.grant(spec, ident)
         identity.switch(ident)
-    else:
-        sys.stderr.write(
-            f"codeagent sandbox: staying uid 0 (without capabilities): the Python prefix is not reachable by "
-            f"uid {ident.uid} without a mount namespace\n"
+        identity.verify_dropped(ident)
+        return
+    if not spec.get("allow_root"):
+        raise LockdownError(
+            f"refusing to run the sandbox as uid 0: uid {ident.uid} cannot reach {unreachable[0]} "
+            "(no user namespace to re-root it). Install Python outside /root (e.g. python3 -m venv /opt/venv), "
+            "run the notebook as an unprivileged user, or allow user namespaces; "
+            "CodeAgent.sandbox_allow_root = True runs it as root anyway"
         )
+    sys.stderr.write(
+        f"codeagent sandbox: WARNING staying uid 0 (capabilities dropped): uid {ident.uid} cannot reach "
+        f"{unreachable[0]}\n"
+    )

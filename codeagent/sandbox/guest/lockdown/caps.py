@@ -60,3 +60,13 @@ def clear() -> None:
     _sys.syscall(
         _sys.syscall_number("capset"), ctypes.byref(_Header(_LINUX_CAPABILITY_VERSION_3, 0)), data, what="capset"
     )
+
+
+def verify_empty() -> None:
+    """Raise unless the effective, permitted, inheritable and ambient sets are empty (and, when this process
+    could drop it, the bounding set)."""
+    with open("/proc/self/status") as f:
+        sets = {k: int(v, 16) for k, _, v in (line.partition(":\t") for line in f) if k.startswith("Cap")}
+    left = {k: hex(v) for k, v in sets.items() if v and k in ("CapInh", "CapPrm", "CapEff", "CapAmb")}
+    if left:
+        raise OSError(f"capabilities left after dropping them: {left}")

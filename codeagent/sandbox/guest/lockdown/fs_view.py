@@ -8,6 +8,9 @@ from typing import Any
 
 #: System directories every interpreter needs (read + execute); missing ones are skipped.
 SYSTEM_DIRS = ("/usr", "/bin", "/sbin", "/lib", "/lib64", "/lib32", "/libx32", "/etc")
+#: Directories the mount layer replaces with the sandbox's own: a readable path containing one of them (``/``,
+#: ``/tmp`` as a notebook's cwd on sys.path) is not bound, as it would cover them and show the host's.
+PRIVATE_DIRS = ("/tmp", "/dev", "/proc")
 #: Device nodes bound into the sandbox's /dev: name -> writable.
 DEVICES = {"null": True, "zero": True, "full": True, "random": False, "urandom": False, "tty": True}
 
@@ -44,7 +47,7 @@ def build(spec: dict[str, Any]) -> FsView:
     real_system = [os.path.realpath(p) for p in system if os.path.isdir(p)]
     readable: list[str] = []
     for raw in sorted({_norm(p) for p in spec.get("readable_paths", []) if p}, key=len):
-        if not os.path.exists(raw):
+        if not os.path.exists(raw) or any(is_within(private, raw) for private in PRIVATE_DIRS):
             continue
         if any(is_within(raw, s) or is_within(os.path.realpath(raw), s) for s in real_system):
             continue
@@ -74,16 +77,27 @@ def build(spec: dict[str, Any]) -> FsView:
     return FsView(system, tuple(readable), workspace, run_dir, hidden, pinned, tmpfs, replaced)
 
 
-def landlock_grants(view: FsView, new_root: bool) -> list[tuple[str, int]]:
+#: Of the host's /proc (no PID namespace), what the sandbox may read besides its own /proc/<pid>.
+PROC_SYSTEM_FILES = ("meminfo", "cpuinfo", "stat", "loadavg", "uptime", "version", "filesystems", "sys")
+
+
+def landlock_grants(view: FsView, new_root: bool, fresh_proc: bool = True) -> list[tuple[str, int]]:
     """Landlock rules matching the view. ``new_root``: the mount layer built a root holding only this
     view, with its own /tmp and /dev/shm; on the host's tree the shared /tmp and /dev/shm get nothing
-    (tempfile then falls back to the working directory)."""
+    (tempfile then falls back to the working directory). ``fresh_proc``: /proc shows only the sandbox's
+    PID namespace; otherwise only this process's own entry (the kernel's: it keeps this pid) and a few
+    system-wide files of the host's /proc are granted, so other processes' command lines and environments
+    stay unreadable."""
     from . import landlock as ll
 
     grants: list[tuple[str, int]] = [("/", ll.READ_DIR)] if new_root else []  # the new root holds no secrets
     grants += [(p, ll.READ if p == "/etc" else ll.READ_EXEC) for p in view.system]
     grants += [(p, ll.READ_EXEC) for p in view.readable]
-    grants += [("/proc", ll.READ), ("/sys/devices/system/cpu", ll.READ), ("/dev", ll.READ_DIR)]
+    if fresh_proc:
+        grants += [("/proc", ll.READ)]
+    else:
+        grants += [(f"/proc/{os.getpid()}", ll.READ), *((f"/proc/{n}", ll.READ) for n in PROC_SYSTEM_FILES)]
+    grants += [("/sys/devices/system/cpu", ll.READ), ("/dev", ll.READ_DIR)]
     grants += [(f"/dev/{name}", ll.DEVICE_RW if w else ll.READ_FILE) for name, w in DEVICES.items()]
     if new_root:
         grants += [("/tmp", ll.READ_WRITE), ("/dev/shm", ll.READ_WRITE)]

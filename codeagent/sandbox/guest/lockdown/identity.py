@@ -76,3 +76,9 @@ def switch(ident: Identity) -> None:
     os.setgroups([])
     os.setresgid(ident.gid, ident.gid, ident.gid)
     os.setresuid(ident.uid, ident.uid, ident.uid)
+
+
+def verify_dropped(ident: Identity) -> None:
+    """Raise unless every uid and gid is the sandbox's and no supplementary group is left."""
+    if os.getresuid() != (ident.uid,) * 3 or os.getresgid() != (ident.gid,) * 3 or os.getgroups():
+        raise OSError(f"dropping to uid {ident.uid} did not take: uids {os.getresuid()}, gids {os.getresgid()}")

@@ -17,6 +17,10 @@ FLAGS = (
     | _sys.CLONE_NEWCGROUP
 )
 
+#: Root holding CAP_SYS_ADMIN where user namespaces are denied: the same isolation without a user namespace
+#: (as nsjail and minijail do); the launcher then drops to the sandbox uid itself.
+ROOT_FLAGS = FLAGS & ~_sys.CLONE_NEWUSER
+
 
 def _write(path: str, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
@@ -63,9 +67,12 @@ def _map_from_helper(ident: Identity) -> None:
         raise OSError("writing the uid/gid maps of the sandbox's user namespace failed")
 
 
-def enter(ident: Identity) -> None:
-    """Leave the host's namespaces. The process keeps full capabilities inside the new user namespace."""
-    if ident.drops_root:
+def enter(ident: Identity, user_namespace: bool = True) -> None:
+    """Leave the host's namespaces. The process keeps full capabilities inside the new user namespace
+    (or, without one, root's capabilities until it drops to the sandbox uid)."""
+    if not user_namespace:
+        _sys.unshare(ROOT_FLAGS)
+    elif ident.drops_root:
         _map_from_helper(ident)
     else:
         _sys.unshare(FLAGS)

@@ -19,77 +19,31 @@ class LayerStatus:
     detail: str  # what the layer does here, or why it is missing
 
 
-# Run in a throw-away interpreter: the probe must not change the (often multi-threaded) host process.
-_NAMESPACE_PROBE = r"""
-import ctypes, json, os
-libc = ctypes.CDLL(None, use_errno=True)
-def step(name, ok):
-    if not ok:
-        e = ctypes.get_errno()
-        print(json.dumps({"failed": name, "error": os.strerror(e)})); raise SystemExit(0)
-def write(path, text):
-    try:
-        with open(path, "w") as f: f.write(text)
-        return True
-    except OSError as e:
-        ctypes.set_errno(e.errno); return False
-uid, gid = os.geteuid(), os.getegid()
-step("unshare", libc.unshare(0x10000000 | 0x00020000 | 0x40000000 | 0x08000000 | 0x04000000 | 0x20000000) == 0)
-step("uid_map", write("/proc/self/setgroups", "deny") and write("/proc/self/uid_map", f"{uid} {uid} 1")
-     and write("/proc/self/gid_map", f"{gid} {gid} 1"))
-step("mount", libc.mount(None, b"/", None, (1 << 14) | (1 << 18), None) == 0
-     and libc.mount(b"tmpfs", b"/tmp", b"tmpfs", 0, b"size=64k") == 0)
-pid = os.fork()
-if pid == 0:
-    os.mkdir("/tmp/proc")
-    os._exit(0 if libc.mount(b"proc", b"/tmp/proc", b"proc", 0, None) == 0 else ctypes.get_errno())
-err = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
-print(json.dumps({"failed": "proc" if err else None, "error": os.strerror(err) if err else ""}))
-"""
-
-
-def _probe_namespaces() -> tuple[bool, str]:
+def _selftest() -> dict[str, tuple[bool, str]]:
+    """Every layer tried for real in a throw-away interpreter (lockdown.selftest): the probe must not change
+    the (often multi-threaded) host process."""
     if not sys.platform.startswith("linux"):
-        return False, f"Linux namespaces are not available on {sys.platform}"
+        return {name: (False, f"Linux-only; not available on {sys.platform}") for name in _TESTS}
+    package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__)))))
     try:
         out = subprocess.run(
-            [sys.executable, "-I", "-S", "-c", _NAMESPACE_PROBE],
-            capture_output=True, text=True, timeout=20, check=False, env={},
+            [sys.executable, "-m", "codeagent.sandbox.guest.lockdown.selftest"],
+            capture_output=True, text=True, timeout=30, check=False,
+            env={"PYTHONPATH": package_root, "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
         )  # fmt: skip
-        result = json.loads(out.stdout.strip().splitlines()[-1])
-    except (OSError, subprocess.SubprocessError, ValueError, IndexError) as e:
-        return False, f"namespace probe failed to run: {e}"
-    if result["failed"]:
-        return False, f"user namespaces unusable ({result['failed']}: {result['error']})"
-    return True, "user, mount, network, IPC, UTS and PID namespaces work"
+        found = json.loads(out.stdout.strip().splitlines()[-1])
+        return {name: (bool(found[name][0]), str(found[name][1])) for name in _TESTS}
+    except (OSError, subprocess.SubprocessError, ValueError, IndexError, KeyError, TypeError) as e:
+        return {name: (False, f"the layer self-test failed to run: {e}") for name in _TESTS}
 
 
-def _probe_landlock() -> tuple[bool, str]:
-    if not sys.platform.startswith("linux"):
-        return False, "Landlock is Linux-only"
-    from .landlock import abi_version
-
-    abi = abi_version()
-    if abi < 1:
-        return False, "Landlock is missing or disabled in this kernel (needs 5.13+, lsm=landlock)"
-    extras = []
-    if abi < 4:
-        extras.append("no TCP restriction (ABI < 4)")
-    if abi < 6:
-        extras.append("no signal/abstract-socket scoping (ABI < 6)")
-    return True, f"ABI {abi}" + (f"; {', '.join(extras)}" if extras else "")
+_TESTS = ("userns", "rootns", "landlock", "seccomp")
 
 
-def _probe_seccomp() -> tuple[bool, str]:
-    if not sys.platform.startswith("linux"):
-        return False, "seccomp is Linux-only"
-    try:
-        from .seccomp_filter import load_library
-
-        load_library()
-    except (ImportError, RuntimeError, OSError) as e:
-        return False, f"pyseccomp/libseccomp unavailable: {e}"
-    return True, "EPERM for ptrace, mount, namespaces, keyctl, bpf, io_uring, modules, non-AF_UNIX sockets"
+@cache
+def selftest() -> dict[str, tuple[bool, str]]:
+    """Cached :func:`_selftest`: userns, rootns (root without a user namespace), landlock, seccomp."""
+    return _selftest()
 
 
 def probe() -> list[LayerStatus]:
@@ -101,20 +55,27 @@ def probe() -> list[LayerStatus]:
 @cache
 def _measure() -> tuple[LayerStatus, ...]:
     linux = sys.platform.startswith("linux")
-    ns_ok, ns_detail = _probe_namespaces()
-    ll_ok, ll_detail = _probe_landlock()
-    sc_ok, sc_detail = _probe_seccomp()
+    found = selftest()
+    userns_ok, userns_detail = found["userns"]
+    rootns_ok, rootns_detail = found["rootns"]
+    ns_ok = userns_ok or rootns_ok
+    ns_detail = (
+        userns_detail if userns_ok else rootns_detail if rootns_ok else f"user namespaces unusable ({userns_detail})"
+    )
+    ll_ok, ll_detail = found["landlock"]
+    sc_ok, sc_detail = found["seccomp"]
     root = linux and os.geteuid() == 0
     facts = {
         "rlimits": (os.name == "posix", "address space, file size, CPU, core, open files"),
         "namespaces": (ns_ok, ns_detail),
         "mounts": (ns_ok, "new root: system dirs and prefix read-only, workspace and run dir writable"
-                   if ns_ok else "needs user namespaces"),
-        "nproc": (os.name == "posix" and (ns_ok or not root),
-                  "process limit counted inside the sandbox's user namespace" if ns_ok
-                  else "not enforced for uid 0 without a user namespace" if root
-                  else "counts every process of this uid"),
-        "pidns": (ns_ok, "own PID namespace with a forwarding init" if ns_ok else "needs user namespaces"),
+                   if ns_ok else "needs namespaces"),
+        "nproc": (os.name == "posix",
+                  "process limit counted inside the sandbox's user namespace" if userns_ok
+                  else "process limit of the sandbox's own uid" if root
+                  else "process limit shared with every process of this uid" if os.name == "posix"
+                  else "POSIX-only"),
+        "pidns": (ns_ok, "own PID namespace with a forwarding init" if ns_ok else "needs namespaces"),
         "capabilities": (
             linux and (ns_ok or root),
             "bounding, ambient and effective sets emptied, securebits locked" if ns_ok or root
@@ -126,3 +87,8 @@ def _measure() -> tuple[LayerStatus, ...]:
         "seccomp": (sc_ok, sc_detail),
     }  # fmt: skip
     return tuple(LayerStatus(name, *facts[name]) for name in ALL_LAYERS)
+
+
+def user_namespaces_work() -> bool:
+    """Whether the namespaces layer can use a user namespace (else it needs root's CAP_SYS_ADMIN)."""
+    return selftest()["userns"][0]

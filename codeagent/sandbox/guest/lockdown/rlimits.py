@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 from collections.abc import Mapping
 
@@ -30,6 +31,24 @@ def apply(limits: Mapping[str, int]) -> None:
     _lower(resource.RLIMIT_NOFILE, limits["max_open_files"])
 
 
-def apply_nproc(max_processes: int) -> None:
-    """Processes and threads. Set after unshare(CLONE_NEWUSER), so it counts only the sandbox's own tasks."""
-    _lower(resource.RLIMIT_NPROC, max_processes)
+def apply_nproc(max_processes: int, shared_uid: int | None = None) -> None:
+    """Processes and threads. Set after unshare(CLONE_NEWUSER), so it counts only the sandbox's own tasks.
+
+    ``shared_uid``: without a user namespace the limit counts every task of that uid on the host, so the
+    sandbox gets ``max_processes`` more than the uid has now (others' forks are not limited by it)."""
+    _lower(resource.RLIMIT_NPROC, max_processes + (tasks_of(shared_uid) if shared_uid is not None else 0))
+
+
+def tasks_of(uid: int) -> int:
+    """Tasks (threads included, as RLIMIT_NPROC counts them) whose real uid is ``uid``."""
+    count = 0
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/status", "rb") as f:
+                    fields = dict(line.split(b":", 1) for line in f if b":" in line)
+                if int(fields[b"Uid"].split()[0]) == uid:
+                    count += int(fields[b"Threads"])
+            except (OSError, KeyError, ValueError):
+                continue
+    return count

@@ -26,10 +26,20 @@ DENIED = (
     "uselib", "vhangup",
 )  # fmt: skip
 
+#: Without a mount namespace the sandbox shares the host's file system, and Landlock does not cover file
+#: metadata (landlock(7)): changing modes, owners, times and extended attributes is refused outright.
+METADATA = (
+    "chmod", "fchmod", "fchmodat", "fchmodat2", "chown", "fchown", "lchown", "fchownat",
+    "utime", "utimes", "utimensat", "futimesat",
+    "setxattr", "lsetxattr", "fsetxattr", "removexattr", "lremovexattr", "fremovexattr",
+    "setxattrat", "removexattrat",
+)  # fmt: skip
+
 _NAMESPACE_FLAGS = (0x00020000, 0x02000000, 0x04000000, 0x08000000, 0x10000000, 0x20000000, 0x40000000, 0x80)
 _TIOCSTI = 0x5412
 _TIOCLINUX = 0x541C
 _TSYNC_ATTR = 4  # SCMP_FLTATR_CTL_TSYNC
+_PR_SET_CHILD_SUBREAPER = 36  # the launcher's reaping role (lockdown.apply) must stay
 
 
 def load_library() -> Any:
@@ -49,14 +59,17 @@ def _rule(f: Any, sc: Any, action: int, name: str, *args: Any) -> None:
     f.add_rule(action, nr, *args)
 
 
-def install() -> None:
-    """Load the filter into this (single-threaded) process; inherited across fork and exec."""
+def install(shared_pids: bool = False) -> None:
+    """Load the filter into this (single-threaded) process; inherited across fork and exec.
+
+    ``shared_pids``: no PID namespace, so no pidfd of another process either (``pidfd_open``)."""
     sc = load_library()
     f = sc.SyscallFilter(sc.ALLOW)
     f.set_attr(_TSYNC_ATTR, 1)
     eperm = sc.ERRNO(errno.EPERM)
-    for name in DENIED:
+    for name in DENIED + (("pidfd_open",) if shared_pids else ()):
         _rule(f, sc, eperm, name)
+    _rule(f, sc, eperm, "prctl", sc.Arg(0, sc.EQ, _PR_SET_CHILD_SUBREAPER))
     _rule(f, sc, sc.ERRNO(errno.ENOSYS), "clone3")
     for flag in _NAMESPACE_FLAGS:
         _rule(f, sc, eperm, "clone", sc.Arg(0, sc.MASKED_EQ, flag, flag))
@@ -64,4 +77,15 @@ def install() -> None:
         _rule(f, sc, eperm, name, sc.Arg(0, sc.NE, socket.AF_UNIX))
     for request in (_TIOCSTI, _TIOCLINUX):
         _rule(f, sc, eperm, "ioctl", sc.Arg(1, sc.MASKED_EQ, 0xFFFFFFFF, request))
+    f.load()
+
+
+def deny_metadata_changes() -> None:
+    """A second filter, loaded by the kernel once it has started (ipykernel itself copies files with their
+    modes) and before any script runs, on every thread (TSYNC): refuse the METADATA syscalls."""
+    sc = load_library()
+    f = sc.SyscallFilter(sc.ALLOW)
+    f.set_attr(_TSYNC_ATTR, 1)
+    for name in METADATA:
+        _rule(f, sc, sc.ERRNO(errno.EPERM), name)
     f.load()

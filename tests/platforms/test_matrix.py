@@ -1,0 +1,59 @@
+"""The platform matrix in CI: every mode's --sandbox-info and call, and a subset of the attacks in the modes
+that matter most (``python -m tests.platforms.matrix`` measures the whole suite in every mode)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from tests.platforms.matrix import DEBIAN_PYTHON, MODES, Matrix, Mode
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(
+        not (hasattr(os, "geteuid") and os.geteuid() == 0 and shutil.which(DEBIAN_PYTHON)),
+        reason="the matrix simulates root and non-root platforms: needs root and Debian's /usr/bin/python3",
+    ),
+]
+#: Modes whose attack subset runs in CI: the ones without user namespaces, where the fallback layers hold.
+ATTACKED = {
+    "Docker (no userns), root, Debian python",
+    "Docker (no userns) or Ubuntu 24.04, user",
+    "VM without userns, root (CAP_SYS_ADMIN)",
+}
+#: Attacks known to succeed in a mode without an explicit opt-in (reported in the README's table).
+KNOWN = {
+    # Landlock (ABI <= 7) does not cover connecting to Unix sockets by path, and there is no mount
+    # namespace to hide them: a socket of the same user is reachable.
+    "Docker (no userns) or Ubuntu 24.04, user": {"test_attacks_network::test_ssh_agent_socket"},
+}
+
+
+@pytest.fixture(scope="module")
+def matrix() -> Iterator[Matrix]:
+    m = Matrix()
+    yield m
+    m.close()
+
+
+@pytest.mark.parametrize("mode", MODES, ids=[m.name for m in MODES])
+def test_mode(matrix: Matrix, mode: Mode) -> None:
+    result = matrix.measure(mode, "subset" if mode.name in ATTACKED else "none")
+    assert result.platform_line.startswith("codeagent sandbox (mode auto) on "), result.info
+    assert bool(result.call.get("ran")) == mode.runs, (result.call, result.info)
+    if not mode.runs:
+        assert "refuses to run generated code here" in result.platform_line, result.info
+        return
+    uid = str(result.call["uid"])
+    assert (uid == "0") == mode.allow_root, f"the sandbox ran as uid {uid}"
+    missing = [line for line in result.info.splitlines() if line.lstrip().startswith("✗")]
+    assert bool(missing) == bool(result.call["warning"]), "a weaker mode must carry its warning line"
+    for line in missing:  # one line per missing layer: what it loses, and the remedy where there is one
+        following = result.info.splitlines()[result.info.splitlines().index(line) + 1]
+        assert following.lstrip().startswith("without it:"), result.info
+    if mode.name in ATTACKED:
+        assert result.attacks_run > 0
+        assert set(result.attacks_succeeded) <= KNOWN.get(mode.name, set()), result.attacks_succeeded
