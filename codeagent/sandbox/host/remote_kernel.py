@@ -85,6 +85,11 @@ def prepare(connection_file: str, policy: SandboxPolicy, run_dir: str, workspace
         json.dump(info, f)
     report = {"layers": layers, "notes": notes, "platform": f"{sys.platform}, uid {os.geteuid()}"}
     spec = build_launch_spec(policy, kernel_file, workspace, run_dir, layers)
+    if info.get("transport") != "ipc" and spec["uid"] is not None:
+        # Already a weak mode (see the note): as before, the kernel stays uid 0 (no capabilities) when the
+        # sandbox uid cannot reach this Python, instead of refusing (lockdown._drop_root_directly).
+        spec["allow_root"] = True
+        notes.append(f"as root it may stay uid 0 (no capabilities) if uid {spec['uid']} cannot reach this Python")
     spec["env"]["CODEAGENT_LAYERS"] = json.dumps(report)
     launch = os.path.join(run_dir, "launch.json")
     fd = os.open(launch, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
