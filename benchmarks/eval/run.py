@@ -121,7 +121,7 @@ def parse_record(stdout: str) -> dict[str, Any] | None:
 def run(args: argparse.Namespace) -> Path:
     tasks = [TASKS_BY_NAME[n] for n in args.tasks.split(",")] if args.tasks else TASKS
     modes = args.modes.split(",")
-    date = dt.datetime.now(dt.timezone.utc)
+    date = dt.datetime.now(dt.UTC)
     slug = re.sub(r"[^A-Za-z0-9.-]+", "-", args.model).strip("-")
     out = Path(args.out) / f"eval-{slug}-{date:%Y-%m-%d-%H%M}"
     meta = {
