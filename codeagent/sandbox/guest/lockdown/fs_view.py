@@ -69,6 +69,8 @@ def build(spec: dict[str, Any]) -> FsView:
     tmpfs = ""
     if limits.get("workspace_mb"):
         tmpfs = f"mode=700,size={int(limits['workspace_mb'])}m,nr_inodes={int(limits.get('workspace_inodes') or 0)}"
+        if spec.get("user_namespace") is False and spec.get("uid"):  # mounted as root, then root is dropped
+            tmpfs += f",uid={int(spec['uid'])},gid={int(spec['uid'])}"
     replaced = tuple(
         (_norm(target), _norm(source))
         for target, source in sorted((spec.get("etc_files") or {}).items())
