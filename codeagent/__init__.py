@@ -55,7 +55,7 @@ def __getattr__(name: str) -> Any:
 
 def load_ipython_extension(ipython: Any) -> None:
     """``%load_ext codeagent``: register the magics (loading twice is harmless)."""
-    from codeagent.kernel_ext.ipython_hooks import question_mark_transformer
+    from codeagent.kernel_ext.ipython_hooks import SameCellRescue, question_mark_transformer
     from codeagent.kernel_ext.magic import CodeAgent
 
     if any(isinstance(m, CodeAgent) for m in ipython.magics_manager.registry.values()):
@@ -63,6 +63,8 @@ def load_ipython_extension(ipython: Any) -> None:
     ipython.register_magics(CodeAgent(shell=ipython))
     if question_mark_transformer not in ipython.input_transformers_cleanup:
         ipython.input_transformers_cleanup.append(question_mark_transformer)
+        # this cell was transformed before the line above: its own `%codeagent …?` lines need a hand
+        SameCellRescue(ipython, lambda question: ipython.run_line_magic("codeagent", question)).arm()
     from codeagent.kernel_ext import completion
 
     completion.install(ipython)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import tempfile
@@ -11,9 +12,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from codeagent.testing import serve
+
 NOTEBOOK = "quickstart.ipynb"
 CASSETTE = "quickstart.cassette.json"
-CHARS_PER_TOKEN = 4
 MARKER = "codeagent-demo-summary:"
 #: Run after the notebook's last cell (not saved): the quickstart keeps its result in ``result``.
 PROBE = f"""
@@ -28,7 +30,7 @@ print({MARKER!r} + _json.dumps({{
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m codeagent", description="codeagent: programmatic tool calling for Jupyter."
+        prog=program_name(), description="codeagent: programmatic tool calling for Jupyter."
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     demo_parser = commands.add_parser(
@@ -40,13 +42,34 @@ def main(argv: list[str] | None = None) -> int:
             "Prints the answer and a one-line summary, and writes the executed notebook and an HTML export."
         ),
     )
-    demo_parser.add_argument("--out", default="codeagent-demo", help="output directory (default: ./codeagent-demo)")
+    demo_parser.add_argument("--out", help=f"output directory (default: {default_demo_dir()}, printed at the end)")
     demo_parser.add_argument("--timeout", type=int, default=600, help="seconds one cell may run (default: 600)")
+    serve_parser = commands.add_parser(
+        "serve",
+        help="serve the scripted Messages API on 127.0.0.1 (try %%codeagent with no key and no model)",
+        description=serve.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    serve.add_arguments(serve_parser)
     args = parser.parse_args(argv)
     if args.command == "demo":
-        return demo(Path(args.out), timeout=args.timeout)
+        return demo(Path(args.out) if args.out else default_demo_dir(), timeout=args.timeout)
+    if args.command == "serve":
+        return serve.run(args)
     parser.error(f"unknown command {args.command!r}")
     return 2
+
+
+def program_name() -> str:
+    """``codeagent`` when run as the installed command, else ``python -m codeagent``."""
+    return "codeagent" if Path(sys.argv[0]).name == "codeagent" else "python -m codeagent"
+
+
+def default_demo_dir() -> Path:
+    """Where the demo writes by default: the user's cache folder (never the current directory, which may be a
+    checkout)."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "codeagent" / "demo"
 
 
 def demo(out: Path, *, timeout: int = 600) -> int:
@@ -63,7 +86,10 @@ def demo(out: Path, *, timeout: int = 600) -> int:
     with resources.as_file(examples / NOTEBOOK) as notebook, resources.as_file(examples / CASSETTE) as cassette:
         shutil.copyfile(cassette, out / CASSETTE)
         source = Cassette.load(out / CASSETTE).source
-        print(f"codeagent demo: {NOTEBOOK}, model turns replayed from {CASSETTE} ({source}); running…", flush=True)
+        print(
+            f"codeagent demo: {NOTEBOOK}, model turns replayed from {CASSETTE} ({source}); writing to {out}; running…",
+            flush=True,
+        )
         with tempfile.TemporaryFile("w+") as kernel_log:  # the kernel's start-up chatter, shown on failure
             try:
                 executed, probe_outputs = run_notebook(
@@ -108,17 +134,16 @@ def _probe_summary(outputs: list[Any]) -> dict[str, Any] | None:
 
 def summary_line(s: dict[str, Any]) -> str:
     """One line: tool calls, and what the tools returned vs what the model saw (characters and tokens)."""
+    from codeagent.agent.tokens import CHARS_PER_TOKEN, tokens_for_chars
+
     returned, saw = s["tool_result_chars"], s["model_saw_chars"]
     ratio = f", {returned / saw:,.0f}x less" if saw else ""
     return (
         f"{s['tool_calls']} tool calls in {s['scripts']} script(s) · the tools returned {returned:,} chars "
-        f"(~{_tokens(returned):,} tokens) · the model saw {saw:,} chars (~{_tokens(saw):,} tokens){ratio}"
+        f"(~{tokens_for_chars(returned):,} tokens) · the model saw {saw:,} chars (~{tokens_for_chars(saw):,} tokens)"
+        f"{ratio}"
         f"{' · replayed from cassette' if s['replayed'] else ''} · tokens estimated at {CHARS_PER_TOKEN} chars/token"
     )
-
-
-def _tokens(chars: int) -> int:
-    return -(-chars // CHARS_PER_TOKEN)
 
 
 if __name__ == "__main__":

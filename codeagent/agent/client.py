@@ -20,7 +20,8 @@ class MissingAPIKey(RuntimeError):
 
 
 def find_api_key(search_dirs: list[Path] | None = None) -> str | None:
-    """The key from ``ANTHROPIC_API_KEY``, else from a ``.env`` file in the working directory or above."""
+    """The key from ``ANTHROPIC_API_KEY``, else from the nearest ``.env`` file in the working directory or above
+    (read with python-dotenv: ``KEY=value``, ``export KEY=value``, quotes, comments; nothing is executed)."""
     key = os.environ.get(KEY_VARIABLE, "").strip()
     if key:
         return key
@@ -34,18 +35,33 @@ def find_api_key(search_dirs: list[Path] | None = None) -> str | None:
 
 
 def _read_dotenv_key(path: Path) -> str | None:
+    from dotenv import dotenv_values
+
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        # interpolate=False: a key is taken as written, never expanded from other variables
+        value = dotenv_values(path, interpolate=False, encoding="utf-8").get(KEY_VARIABLE)
     except (OSError, UnicodeDecodeError):
         return None
-    for line in lines:
-        line = line.strip()
-        if line.startswith("export "):
-            line = line[len("export ") :].lstrip()
-        name, sep, value = line.partition("=")
-        if sep and name.strip() == KEY_VARIABLE:
-            return value.strip().strip("'\"") or None
-    return None
+    return value.strip() or None if value else None
+
+
+class ClientCache:
+    """One ``anthropic.Anthropic`` per (key, settings), reused across calls: building one costs ~20 ms, almost
+    all of it loading the CA certificates into a new SSL context."""
+
+    def __init__(self) -> None:
+        self._clients: dict[tuple[Any, ...], anthropic.Anthropic] = {}
+
+    def get(self, **options: Any) -> anthropic.Anthropic:
+        key = find_api_key()
+        base_url = options.get("base_url") or os.environ.get("ANTHROPIC_BASE_URL") or None
+        ident = (key, base_url, *sorted((k, repr(v)) for k, v in options.items() if k != "base_url"))
+        client = self._clients.get(ident)
+        if client is None:
+            client = make_client(api_key=key, **options)
+            self._clients.clear()  # one live setting at a time is the common case; don't keep stale pools open
+            self._clients[ident] = client
+        return client
 
 
 def make_client(

@@ -370,9 +370,11 @@ class Agent:
                 on_display=lambda bundle: self._emit("display", bundle),
             )
         except KeyboardInterrupt:
+            dispatcher.report()
             run.status = "interrupted"
             self._emit("script_finished", run)
             raise
+        dispatcher.report()  # calls a sandbox answered without reporting them yet
         run.output = outcome.output
         run.status = outcome.status
         run.error_name = outcome.error_name

@@ -109,6 +109,7 @@ class CodeAgentResult:
     sandbox_layers: list[str] = field(default_factory=list)
     stopped_by: str | None = None  # the limit that stopped the call (status "budget"), e.g. "--max-tool-calls 3"
     sandbox_warning: str = ""  # shown on every run in a weaker mode than full
+    sections: list[str] = field(default_factory=list)  # sections of the final view opened when it is shown
 
     @property
     def tool_calls(self) -> list[ToolCallRecord]:

@@ -25,6 +25,8 @@ class NotebookAsker:
         self._handles: dict[int, Any] = {}
 
     def ask(self, question: Question, prompt: str) -> str:
+        if not _can_ask():  # known before showing anything: no question left behind that only an update could end
+            raise NoOneToAsk("this notebook cannot ask: it runs without stdin")
         if id(question) not in self._handles:
             self._handles[id(question)] = display(question_bundle(question), raw=True, display_id=True)
         try:
@@ -40,3 +42,11 @@ class NotebookAsker:
             handle.update(bundle, raw=True)
         else:
             display(bundle, raw=True)
+
+
+def _can_ask() -> bool:
+    """False when the running cell's request said ``allow_stdin=False`` (nbclient, papermill, nbval)."""
+    from IPython import get_ipython
+
+    kernel = getattr(get_ipython(), "kernel", None)
+    return bool(getattr(kernel, "_allow_stdin", True))

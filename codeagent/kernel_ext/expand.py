@@ -34,3 +34,34 @@ def expand_prompt(text: str, namespace: Mapping[str, Any], max_chars: int = MAX_
         return value
 
     return _TOKEN.sub(replace, text)
+
+
+_OPTION_TOKEN = re.compile(r"\{\{|\}\}|\{([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*)\}")
+
+
+class UnresolvedName(ValueError):
+    """``{name}`` in an option value names no notebook variable (or attribute)."""
+
+
+def expand_option(value: str, namespace: Mapping[str, Any]) -> str:
+    """Replace ``{name}`` or ``{name.attr}`` in an option value by ``str()`` of it (``--base-url {srv.url}``).
+
+    ``{{``/``}}`` give literal braces; a name that does not resolve raises :class:`UnresolvedName`, since an
+    option used literally (a URL with braces in it) would only fail later with a vaguer message.
+    """
+
+    def replace(match: re.Match[str]) -> str:
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            return token[0]
+        first, *attrs = match.group(1).split(".")
+        if first not in namespace:
+            raise UnresolvedName(f"{token} names no notebook variable (write {{{{ and }}}} for literal braces)")
+        obj = namespace[first]
+        for attr in attrs:
+            if attr.startswith("_") or not hasattr(obj, attr):
+                raise UnresolvedName(f"{token}: {first} has no attribute {attr!r}")
+            obj = getattr(obj, attr)
+        return str(obj)
+
+    return _OPTION_TOKEN.sub(replace, value)

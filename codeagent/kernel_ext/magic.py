@@ -8,6 +8,7 @@ them lives elsewhere: ``settings.py`` (traits → models), ``options.py``, ``dat
 from __future__ import annotations
 
 import atexit
+import contextlib
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from traitlets.config import Configurable
 from codeagent.agent.budget import Budget, Limits, UnknownPrice
 from codeagent.agent.cassette import MODES as CASSETTE_MODES
 from codeagent.agent.cassette import Cassette, CassetteError, CassetteShelf, make_cassette_client
-from codeagent.agent.client import MissingAPIKey, make_client
+from codeagent.agent.client import ClientCache, MissingAPIKey
 from codeagent.agent.loop import AgentSettings
 from codeagent.agent.notebook_cell import CellError
 from codeagent.agent.pricing import estimate_cost, format_cost
@@ -31,9 +32,9 @@ from codeagent.agent.trace import CodeAgentResult, TraceEvent
 from codeagent.kernel_ext.asking import NotebookAsker
 from codeagent.kernel_ext.context import notebook_context
 from codeagent.kernel_ext.data import DataError, hand_over, parse_names
-from codeagent.kernel_ext.expand import expand_prompt
+from codeagent.kernel_ext.expand import UnresolvedName, expand_option, expand_prompt
 from codeagent.kernel_ext.mentions import take_mentions
-from codeagent.kernel_ext.options import split_options
+from codeagent.kernel_ext.options import UnknownOption, show_defaults_in_help, split_options
 from codeagent.kernel_ext.session import Session
 from codeagent.kernel_ext.settings import agent_settings, check, sandbox_policy, setting, setting_names
 from codeagent.sandbox.host.info import sandbox_info
@@ -44,6 +45,10 @@ from codeagent.tools.render import sources_table
 from codeagent.widgets.live import LiveView
 from codeagent.widgets.render import SECTIONS, UNSANDBOXED_WARNING, render_bundle
 from codeagent.widgets.sanitize import safe_bundle
+from codeagent.widgets.terminal import TerminalView
+
+#: Options whose values may hold ``{name}`` of a notebook variable (``--base-url {srv.url}``).
+_EXPANDED_OPTIONS = ("model", "output", "data", "base_url", "record", "replay", "show")
 
 SETTINGS = setting_names()
 
@@ -99,7 +104,16 @@ class CodeAgent(Magics, Configurable):
         config=True
     )
     warm_start = Bool(True, help="Start a sandbox kernel when the extension loads.").tag(config=True)
-    live = Bool(True, help="Show a live ipywidgets view while a call runs.").tag(config=True)
+    live = Bool(True, help="Show a live view (status line, model text, tool calls) while a call runs.").tag(config=True)
+    view = Enum(
+        ("auto", "widget", "text"),
+        "auto",
+        help="Live view: auto (ipywidgets in a notebook kernel, a status line redrawn in place in a terminal) "
+        "| widget | text.",
+    ).tag(config=True)
+    pool_size = Int(
+        1, min=0, help="Spare sandboxes kept started beside the running one (0: none, for small machines)."
+    ).tag(config=True)
     api_timeout = Float(600.0, help="Seconds to wait for the API before giving up (after the SDK's retries).").tag(
         config=True
     )
@@ -201,7 +215,12 @@ class CodeAgent(Magics, Configurable):
     def __init__(self, shell: Any = None, **kwargs: Any) -> None:
         Configurable.__init__(self, config=shell.config if shell is not None else None)
         Magics.__init__(self, shell=shell, **kwargs)
-        self.session = Session()
+        self.session = Session(pool_size=self.pool_size)
+        self.clients = ClientCache()
+        self._unshown: list[CodeAgentResult] = []  # results of this cell the display hook has not shown
+        self._refresh_help()
+        if shell is not None:
+            self._hook_into(shell)
         # Shut the sandboxes down when the notebook kernel exits (the launcher also watches for a hard death).
         atexit.register(self.session.close)
         self.cassettes = CassetteShelf()
@@ -228,13 +247,13 @@ class CodeAgent(Magics, Configurable):
 
     @no_var_expand
     @magic_arguments()
-    @argument("--model", help="Model for this call (default: CodeAgent.model).")
-    @argument("--max-steps", type=int, help="Model requests before giving up (default: CodeAgent.max_steps).")
+    @argument("--model", help="Model for this call (default: {default}).")
+    @argument("--max-steps", type=int, help="Model requests before giving up (default: {default}).")
     @argument("-o", "--output", metavar="NAME", help="Also store the result object in this variable.")
     @argument("--data", metavar="NAMES", help="Notebook variables to hand to the sandbox (comma-separated).")
     @argument("--sample", type=int, metavar="N", help="Also show the model the first N rows of each --data value.")
-    @argument("--timeout", type=float, help="Wall-clock seconds one script may run.")
-    @argument("--base-url", help="Messages API base URL for this call.")
+    @argument("--timeout", type=float, help="Wall-clock seconds one script may run (default: {default}).")
+    @argument("--base-url", help="Messages API base URL for this call (default: {default}).")
     @argument(
         "--answer-from-output",
         action="store_true",
@@ -250,7 +269,7 @@ class CodeAgent(Magics, Configurable):
         help="Put the scripts the model ran in a new cell below, rewritten to run in this notebook (unsandboxed) "
         "without the model; set_result(x) becomes NAME = x (--cell=NAME; default result).",
     )
-    @argument("--show", help=f"Comma-separated sections to open: {','.join(SECTIONS)}.")
+    @argument("--show", help=f"Comma-separated sections to open: {','.join(SECTIONS)} (default: {{default}}).")
     @argument("--confirm", action="store_true", help="Show each script and ask before it runs.")
     @argument(
         "--max-tool-calls", type=int, metavar="N", help="Stop after N tool calls (default: CodeAgent.max_tool_calls)."
@@ -278,8 +297,12 @@ class CodeAgent(Magics, Configurable):
         tool call and the script output folded underneath.
         """
         parser = self.codeagent.parser
-        tokens, prompt = split_options(line, parser)
+        try:
+            tokens, prompt = split_options(line, parser)
+        except UnknownOption as e:
+            raise UsageError(str(e)) from None
         args = parser.parse_args(tokens)
+        self._expand_options(args)
         if cell is not None:
             prompt = (prompt + "\n" + cell).strip() if prompt else cell.strip()
         if args.usage:
@@ -287,7 +310,7 @@ class CodeAgent(Magics, Configurable):
             return None
         self._use_gateway()
         if args.sandbox_info:
-            print(self._sandbox_info())
+            print(self._sandbox_info() + "\n" + self.session.sandboxes_report())
             return None
         if args.tools:
             print(sources_table(self.session.toolbox().sources))
@@ -352,10 +375,12 @@ class CodeAgent(Magics, Configurable):
             approvals=approvals,
             budget=budget,
         )
+        result.sections = sections
         if args.output:
             self._user_ns()[args.output] = result
         if args.cell is not None:
             self._insert_cell(result, args.cell)
+        self._unshown.append(result)
         return result
 
     def _user_ns(self) -> dict[str, Any]:
@@ -403,6 +428,54 @@ class CodeAgent(Magics, Configurable):
         except UnknownPrice as e:
             raise UsageError(str(e)) from None
 
+    def _expand_options(self, args: Any) -> None:
+        """``{name}`` / ``{name.attr}`` in option values (the magic is ``@no_var_expand``: prompts expand apart)."""
+        namespace = self.shell.user_ns if self.shell else {}
+        for name in _EXPANDED_OPTIONS:
+            value = getattr(args, name, None)
+            if isinstance(value, str) and "{" in value:
+                try:
+                    setattr(args, name, expand_option(value, namespace))
+                except UnresolvedName as e:
+                    raise UsageError(f"--{name.replace('_', '-')}: {e}") from None
+
+    # -- the cell's result is the final view ---------------------------------------------------------
+
+    def show_unshown(self, outcome: Any = None) -> None:
+        """After a cell: display the final view of every call whose result the display hook did not show
+        (``r = %codeagent …``, a call that is not the cell's last line)."""
+        shown = getattr(outcome, "result", None)
+        unshown, self._unshown = self._unshown, []
+        for result in unshown:
+            if result is not shown:
+                display(result)
+
+    def forget_unshown(self, *_: Any) -> None:
+        self._unshown = []
+
+    @observe("pool_size")
+    def _on_pool_size(self, change: Any) -> None:
+        self.session.pool_size = change.new
+        if self.session._pool is not None:
+            self.session._pool.size = change.new
+
+    @observe("model", "max_steps", "timeout", "base_url", "show")
+    def _on_default_change(self, change: Any) -> None:
+        self._refresh_help()
+
+    def _refresh_help(self) -> None:
+        """``%codeagent?`` shows the defaults in force (the configured values), not the trait names."""
+        function = type(self).codeagent
+        parser = function.parser
+        defaults = {
+            "model": self.model,
+            "max_steps": self.max_steps,
+            "timeout": f"{self.timeout:g} s",
+            "base_url": self.base_url or "ANTHROPIC_BASE_URL, else Anthropic's API",
+            "show": ",".join(self.show) or "none",
+        }
+        function.__doc__ = show_defaults_in_help(parser, defaults)
+
     def _client(self, args: Any) -> tuple[Any, Cassette | None]:
         """The API client for a call: live, or recording to / replaying from a cassette."""
         options: dict[str, Any] = {"base_url": args.base_url or self.base_url, "timeout": self.api_timeout}
@@ -410,7 +483,8 @@ class CodeAgent(Magics, Configurable):
             record=args.record, replay=args.replay, path=self.cassette, mode=self.cassette_mode
         )
         if choice is None:
-            return make_client(max_retries=self.api_retries, **options), None
+            # one client per setting, reused: building one costs ~20 ms (loading the CA certificates)
+            return self.clients.get(max_retries=self.api_retries, **options), None
         mode, cassette = choice
         return make_cassette_client(mode, cassette, max_retries=self.api_retries, **options), cassette
 
@@ -433,14 +507,17 @@ class CodeAgent(Magics, Configurable):
         approvals: Approvals | None = None,
         budget: Budget | None = None,
     ) -> CodeAgentResult:
-        """Run the call under a live view, then replace the view with the static final bundle."""
+        """Run the call under a live view that shrinks to nothing at the end: the final view is the result's own
+        display (the cell's execute_result), so a frontend that drops display updates still records the answer."""
         if policy.mode == "unsandboxed":
             print(f"codeagent: WARNING: {UNSANDBOXED_WARNING}", file=sys.stderr)
-        view = LiveView(settings.max_steps) if self.live else None
-        if view is not None:
+        view: LiveView | TerminalView | None = None
+        handle = None
+        if self.live and self._view_kind() == "widget":
+            view = LiveView(settings.max_steps)
             handle = display(view, display_id=True)
-        else:
-            handle = display({"text/plain": "codeagent: working…"}, raw=True, display_id=True)
+        elif self.live:
+            view = TerminalView(settings.max_steps)
 
         def listener(event: TraceEvent) -> None:
             if view is not None:
@@ -468,15 +545,19 @@ class CodeAgent(Magics, Configurable):
             )
         except SandboxError as e:
             result = CodeAgentResult(prompt=prompt, model=settings.model, status="error", error=str(e))
+        finally:
+            if handle is not None:
+                handle.update({"text/plain": ""}, raw=True)
+            if view is not None:
+                view.close()
         result.replayed = cassette is not None and cassette.replayed > replayed_before
-        final = render_bundle(result, sections)
-        if handle is not None:
-            handle.update(final, raw=True)
-        else:
-            display(final, raw=True)
-        if view is not None:
-            view.close()
         return result
+
+    def _view_kind(self) -> str:
+        if self.view != "auto":
+            return str(self.view)
+        # a notebook kernel (ipykernel) has a frontend that may draw widgets; a terminal IPython has none
+        return "widget" if getattr(self.shell, "kernel", None) is not None else "text"
 
     def _data_names(self, args: Any, mentioned: list[str]) -> list[str]:
         """``--data`` names, then the ``@name`` mentions not among them."""
@@ -533,6 +614,22 @@ class CodeAgent(Magics, Configurable):
             )
         )
 
+    def _hook_into(self, shell: Any) -> None:
+        """A result displays as the final view; results the display hook did not show appear after the cell."""
+        shell.display_formatter.mimebundle_formatter.for_type(CodeAgentResult, final_view)
+        shell.events.register("pre_run_cell", self.forget_unshown)
+        shell.events.register("post_run_cell", self.show_unshown)
+
     def close(self) -> None:
         atexit.unregister(self.session.close)
+        if self.shell is not None:
+            self.shell.display_formatter.mimebundle_formatter.pop(CodeAgentResult, None)
+            for event, callback in (("pre_run_cell", self.forget_unshown), ("post_run_cell", self.show_unshown)):
+                with contextlib.suppress(ValueError):
+                    self.shell.events.unregister(event, callback)
         self.session.close()
+
+
+def final_view(result: CodeAgentResult, include: Any = None, exclude: Any = None) -> dict[str, str]:
+    """The mime bundle of a finished call: text/plain and static HTML, with the sections it was asked to open."""
+    return render_bundle(result, result.sections)

@@ -36,6 +36,7 @@ class Session:
     spent_usd: float = 0.0  # estimated, at each call's model's prices (for c.CodeAgent.session_budget_usd)
     #: Where sandboxes run: None for this machine, else a Kernel / Enterprise Gateway (CodeAgent.gateway_url).
     gateway: GatewaySettings | None = None
+    pool_size: int = 1  # spare sandboxes kept started beside the running one
     _sandbox: SandboxKernel | None = None
     _pool: SandboxPool | None = None
     _pool_gateway: GatewaySettings | None = None
@@ -48,7 +49,7 @@ class Session:
         if self._pool is None or self._pool.policy != policy or self._pool_gateway != self.gateway:
             if self._pool is not None:
                 self._pool.close()
-            self._pool = SandboxPool(policy, factory=self._factory()).fill()
+            self._pool = SandboxPool(policy, size=self.pool_size, factory=self._factory()).fill(max(self.pool_size, 1))
             self._pool_gateway = self.gateway
         return self._pool
 
@@ -101,6 +102,15 @@ class Session:
             if report:
                 print(f"codeagent: {line}", file=sys.stderr)
         return box
+
+    def sandboxes_report(self) -> str:
+        """How many sandbox kernels this notebook runs (the active one and the pool's spares)."""
+        running = 1 if self._sandbox is not None and self._sandbox.is_alive() else 0
+        spares = sum(self._pool.counts()) if self._pool is not None else 0
+        return (
+            f"  sandboxes: {running} running this notebook's scripts, {spares} spare started ahead in the warm pool "
+            f"(CodeAgent.pool_size = {self.pool_size}; 0 keeps no spare, for small machines)"
+        )
 
     def new_conversation(self) -> None:
         self.history.clear()

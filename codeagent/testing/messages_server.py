@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import socket
+import sys
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -72,11 +73,13 @@ class MessagesServer:
     Use as a context manager, or call :meth:`start` and :meth:`stop`. ``url`` is the base URL for
     ``anthropic.Anthropic(base_url=...)``. Every request is recorded: ``requests`` (parsed JSON bodies),
     ``request_paths`` and ``request_headers`` (same order; API key headers are stored as
-    ``"<redacted>"``). ``errors`` lists script failures such as running out of turns.
+    ``"<redacted>"``). ``errors`` lists script failures such as running out of turns. ``fallback`` answers
+    every request after the scripted turns (``python -m codeagent serve`` uses one).
     """
 
-    def __init__(self, turns: Iterable[TurnItem] = (), port: int = 0) -> None:
+    def __init__(self, turns: Iterable[TurnItem] = (), port: int = 0, fallback: TurnItem | None = None) -> None:
         self._port = port
+        self._fallback = fallback  # answers every request once the scripted turns are used up
         self._lock = threading.Lock()
         self._state = _State(turns=list(turns))
         self._stopping = threading.Event()
@@ -209,7 +212,7 @@ class MessagesServer:
 
     def _next_turn(self) -> TurnItem | None:
         with self._lock:
-            return self._state.turns.pop(0) if self._state.turns else None
+            return self._state.turns.pop(0) if self._state.turns else self._fallback
 
     def _record_usage(self, usage: dict[str, Any]) -> None:
         with self._lock:
@@ -231,3 +234,9 @@ class MessagesServer:
         """Sleep, but give up at once if the server is stopping."""
         if self._stopping.wait(seconds):
             raise Stopped()
+
+
+if __name__ == "__main__":
+    from codeagent.testing.serve import main
+
+    sys.exit(main())

@@ -4,11 +4,12 @@ built from a turn, and the offline token estimate (4 characters per token of com
 from __future__ import annotations
 
 import json
-import math
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from codeagent.agent.tokens import tokens_for_chars
 
 MODEL_VISIBLE_KEYS = ("system", "messages", "tools")
 
@@ -16,7 +17,7 @@ MODEL_VISIBLE_KEYS = ("system", "messages", "tools")
 def estimate_tokens(obj: Any) -> int:
     """Offline token estimate: 4 characters per token of ``obj`` as compact JSON, rounded up."""
     text = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-    return math.ceil(len(text) / 4)
+    return tokens_for_chars(len(text))
 
 
 def last_tool_result(body: dict[str, Any]) -> str:

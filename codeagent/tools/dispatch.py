@@ -179,7 +179,10 @@ class ToolGate:
 
 
 class ToolDispatcher:
-    """Serves tool calls for one script; never raises (but Ctrl-C), always replies. Keeps ``set_result``."""
+    """Serves tool calls for one script; never raises (but Ctrl-C), always replies. Keeps ``set_result``.
+
+    Bridge calls are reported to ``on_call`` by :meth:`report`, after their replies were sent.
+    """
 
     def __init__(
         self,
@@ -197,6 +200,7 @@ class ToolDispatcher:
         #: With ``data``: a ``--data`` hand-over, which serves those values and refuses everything else.
         self.data = data
         self.served: list[str] = []
+        self._unreported: list[ToolCallRecord] = []
         self.result_set = False
         self.result_value: Any = None
         #: Seconds the script waited for a person's answer; the sandbox's wall clock does not count them.
@@ -258,7 +262,8 @@ class ToolDispatcher:
         size = len(json.dumps(args, ensure_ascii=False, default=str))
         outcome = self._start(tool_use_id, name, args, for_model, size=size)
         if isinstance(outcome, Pending):
-            return outcome.finish(*run_to_completion(outcome.coroutine, name))
+            outcome = outcome.finish(*run_to_completion(outcome.coroutine, name))
+        self.report()  # no bridge to reply on: report at once
         return outcome
 
     def _start(
@@ -322,9 +327,18 @@ class ToolDispatcher:
             reply = error_reply(req_id, type_name, message, builtin_base(error))
             record.error = f"{type_name}: {message}"
         record.duration_s = time.perf_counter() - started
-        if self.on_call is not None:
-            self.on_call(record)
+        # Reported by report() once the reply is on its way: the script should not wait for the live view.
+        self._unreported.append(record)
         return reply
+
+    def report(self) -> None:
+        """Hand the calls answered since the last report to ``on_call`` (the bridge calls this after replying)."""
+        if not self._unreported:
+            return
+        records, self._unreported = self._unreported, []
+        if self.on_call is not None:
+            for record in records:
+                self.on_call(record)
 
     def _set_result(self, request: BridgeRequest) -> Reply:
         try:

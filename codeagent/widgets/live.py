@@ -1,28 +1,18 @@
-"""The live view of a running call: status line, streaming model text, tool-call counter, errors.
+"""The live view of a running call in a notebook: status line, streaming model text, tool-call counter, errors.
 
 Every update happens on the thread that runs the call (the notebook's main thread), through trait
-assignment only; nothing here starts threads.
+assignment only; nothing here starts threads. Redraws are coalesced (:class:`~codeagent.widgets.progress.Throttle`).
 """
 
 from __future__ import annotations
 
 import html
-import time
 from typing import Any
 
 from codeagent.agent.trace import TraceEvent
+from codeagent.widgets.progress import Progress, Throttle
 
 TEXT_TAIL_CHARS = 4_000
-MIN_TEXT_INTERVAL_S = 0.05
-
-PHASES = {
-    "model_started": "asking the model",
-    "model_finished": "model answered",
-    "script_started": "running the script",
-    "script_finished": "script finished",
-    "approval_asked": "waiting for your answer (below)",
-    "tool_call": "running the script",
-}
 
 
 class LiveView:
@@ -31,84 +21,60 @@ class LiveView:
     def __init__(self, max_steps: int) -> None:
         import ipywidgets as widgets
 
-        self.max_steps = max_steps
-        self.started = time.perf_counter()
-        self.step = 0
-        self.phase = "starting"
-        self.tool_calls = 0
-        self.latest_call = ""
+        self.progress = Progress(max_steps)
+        self.throttle = Throttle()
         self._text = ""
-        self._text_flushed_at = 0.0
-        style = "font-family:sans-serif;font-size:12px"
+        self._shown = {"status": "", "text": "", "calls": "", "errors": ""}
+        self._style = "font-family:sans-serif;font-size:12px"
         self.status = widgets.HTML(layout={"margin": "0"})
         self.text = widgets.HTML(layout={"margin": "0", "max_height": "16em", "overflow": "auto"})
         self.calls = widgets.HTML(layout={"margin": "0"})
         self.errors = widgets.HTML(layout={"margin": "0"})
-        self._style = style
         self.box = widgets.VBox([self.status, self.text, self.calls, self.errors])
-        self._render_status()
-        self._render_calls()
+        self._redraw()
 
-    # The view's own mime bundle, so `display(view)` shows the widget (text/plain elsewhere).
+    # The view's own mime bundle, so `display(view)` shows the widget. Its text/plain is empty: the view shrinks
+    # to nothing when the call ends (the answer is the cell's result), and a frontend without widgets or display
+    # updates then records the same thing a full one does.
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         bundle = self.box._repr_mimebundle_(**kwargs)
         if isinstance(bundle, dict):
-            bundle["text/plain"] = self.status_line()
+            bundle["text/plain"] = ""
         return bundle
 
     def status_line(self) -> str:
-        elapsed = time.perf_counter() - self.started
-        return (
-            f"codeagent · {self.phase} · step {max(self.step, 1)} of {self.max_steps} · "
-            f"{self.tool_calls} tool calls · {elapsed:.1f} s"
-        )
+        return self.progress.status_line()
 
     def __call__(self, event: TraceEvent) -> None:
-        kind = event.kind
-        if kind == "model_started":
-            self.step = int(event.data)
-        if kind in PHASES:
-            self.phase = PHASES[kind]
-        if kind == "model_text":
+        self.progress.update(event)
+        if event.kind == "model_text":
             self._text += str(event.data)
-            now = time.perf_counter()
-            if now - self._text_flushed_at >= MIN_TEXT_INTERVAL_S:
-                self._flush_text(now)
-        elif kind == "tool_call":
-            self.tool_calls += 1
-            call = event.data
-            self.latest_call = f"{call.name}({_short_args(call.arguments)})" + (" ✗" if call.error else "")
-            self._render_calls()
-        elif kind == "script_finished" and event.data.status != "ok":
-            self._add_error(f"script {event.data.status}: {event.data.error_name or ''}")
-        elif kind == "error":
-            self._add_error(str(event.data))
-        elif kind == "model_finished":
-            self._flush_text(time.perf_counter())
+        elif event.kind == "model_finished":
             self._text += "\n"
-        self._render_status()
+        if self.throttle.due(event.kind):
+            self._redraw()
 
-    def _flush_text(self, now: float) -> None:
-        self._text_flushed_at = now
+    def _redraw(self) -> None:
+        """Send only the parts that changed since the last redraw (each is one message to the frontend)."""
+        p = self.progress
+        latest = f" — latest: <code>{html.escape(p.latest_call)}</code>" if p.latest_call else ""
         tail = self._text[-TEXT_TAIL_CHARS:]
-        self.text.value = f"<div style='{self._style};white-space:pre-wrap;color:#24292f'>{html.escape(tail)}</div>"
-
-    def _render_status(self) -> None:
-        self.status.value = f"<div style='{self._style};color:#57606a'>⏳ {html.escape(self.status_line())}</div>"
-
-    def _render_calls(self) -> None:
-        latest = f" — latest: <code>{html.escape(self.latest_call)}</code>" if self.latest_call else ""
-        self.calls.value = f"<div style='{self._style}'>tool calls: <b>{self.tool_calls}</b>{latest}</div>"
-
-    def _add_error(self, message: str) -> None:
-        self.errors.value += f"<div style='{self._style};color:#cf222e'>{html.escape(message)}</div>"
+        parts = {
+            "status": f"<div style='{self._style};color:#57606a'>⏳ {html.escape(p.status_line())}</div>",
+            "text": f"<div style='{self._style};white-space:pre-wrap;color:#24292f'>{html.escape(tail)}</div>"
+            if tail
+            else "",
+            "calls": f"<div style='{self._style}'>tool calls: <b>{p.tool_calls}</b>{latest}</div>",
+            "errors": "".join(
+                f"<div style='{self._style};color:#cf222e'>{html.escape(message)}</div>" for message in p.errors
+            ),
+        }
+        for name, value in parts.items():
+            if value != self._shown[name]:
+                self._shown[name] = value
+                getattr(self, name).value = value
 
     def close(self) -> None:
         """Close the widgets' comms (the final static view replaces them)."""
         for w in (self.status, self.text, self.calls, self.errors, self.box):
             w.close()
-
-
-def _short_args(arguments: dict[str, Any], limit: int = 60) -> str:
-    text = ", ".join(f"{k}={v!r}" for k, v in arguments.items())
-    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -125,9 +125,10 @@ def _calls_table(calls: Iterable[ToolCallRecord], limit: int = 200) -> str:
     return f"<table style='{TABLE}'><tr>{head}</tr>{''.join(rows)}{more}</table>"
 
 
-def _script_title(run: ScriptRun, n: int) -> str:
+def _script_title(run: ScriptRun, n: int, escape: bool = True) -> str:
     mark = "✓" if run.status == "ok" else "✗"
-    err = f" — {_esc(run.error_name)}" if run.error_name else ""
+    name = (_esc(run.error_name) if escape else run.error_name) if run.error_name else ""
+    err = f" — {name}" if name else ""
     if run.status == "denied":
         return f"✗ Script {n} (step {run.step}): {_esc(run.approval)}"
     return f"{mark} Script {n} (step {run.step}): {len(run.tool_calls)} tool calls, {run.duration_s:.2f} s{err}"
@@ -199,8 +200,14 @@ def _answer_html(result: CodeAgentResult) -> str:
 
 
 def _usage_html(result: CodeAgentResult) -> str:
+    rows = _usage_rows(result)
+    body = "".join(f"<tr><td style='{CELL}'>{_esc(k)}</td><td style='{CELL}'>{_esc(v)}</td></tr>" for k, v in rows)
+    return f"<table style='{TABLE}'>{body}</table>"
+
+
+def _usage_rows(result: CodeAgentResult) -> list[tuple[str, str]]:
     u = result.usage
-    rows = [
+    return [
         ("model", result.model),
         ("requests", f"{u.requests}"),
         ("input tokens", f"{u.input_tokens:,}"),
@@ -211,12 +218,11 @@ def _usage_html(result: CodeAgentResult) -> str:
         ("script output sent to the model", _size(result.model_saw_chars)),
         ("sandbox layers", ", ".join(result.sandbox_layers) or "none"),
     ]
-    body = "".join(f"<tr><td style='{CELL}'>{_esc(k)}</td><td style='{CELL}'>{_esc(v)}</td></tr>" for k, v in rows)
-    return f"<table style='{TABLE}'>{body}</table>"
 
 
-def render_text(result: CodeAgentResult) -> str:
-    """A plain-text view that is still useful: the answer and a one-line summary."""
+def render_text(result: CodeAgentResult, open_sections: Iterable[str] = ()) -> str:
+    """The plain-text view (terminals, text-only frontends): the answer, a one-line summary, then the sections
+    named in ``open_sections`` as plain text."""
     lines = []
     if _unsandboxed(result):
         lines.append(f"WARNING: {UNSANDBOXED_WARNING}")
@@ -235,8 +241,58 @@ def render_text(result: CodeAgentResult) -> str:
         f"the model saw {_size(result.model_saw_chars)}"
         f"{'; replayed from cassette' if result.replayed else ''}"
     )
+    opened = set(open_sections)
+    for n, run in enumerate(result.scripts, 1):
+        if {"code", "calls", "output"} & opened:
+            lines.append("")
+            lines.append(_script_title(run, n, escape=False))
+        if "code" in opened:
+            lines.append(_indent(run.code))
+        if "calls" in opened and run.tool_calls:
+            lines.append(f"  tool calls ({len(run.tool_calls)}):")
+            lines.append(_indent(calls_text(run.tool_calls)))
+        if "output" in opened:
+            lines.append(f"  output the model saw ({_size(len(run.output))} of {_size(run.output_chars)}):")
+            lines.append(_indent(run.output or "(nothing)"))
+    if "steps" in opened and result.steps:
+        lines.append("")
+        lines.append("model steps:")
+        lines.extend(
+            f"  {s.index}. {s.stop_reason} · in {s.input_tokens:,} · out {s.output_tokens:,} · {s.duration_s:.2f} s"
+            for s in result.steps
+        )
+    if "usage" in opened:
+        lines.append("")
+        lines.append("usage:")
+        lines.extend(f"  {k}: {v}" for k, v in _usage_rows(result))
     return "\n".join(lines)
 
 
+def calls_text(calls: Iterable[ToolCallRecord], limit: int = 50, width: int = 60) -> str:
+    """A compact plain-text table of tool calls: number, call, result (or error), size, time."""
+    calls = list(calls)
+    rows = []
+    for i, c in enumerate(calls[:limit], 1):
+        args = ", ".join(f"{k}={v!r}" for k, v in c.arguments.items())
+        call = _clip(f"{c.name}({args})", width)
+        outcome = _clip(f"✗ {c.error}" if c.error else c.result_preview, width)
+        rows.append(
+            f"{i:>3}  {call:<{width}}  {outcome:<{width}}  {_size(c.result_chars):>11}  {c.duration_s * 1000:.1f} ms"
+        )
+    if len(calls) > limit:
+        rows.append(f"     … {len(calls) - limit} more calls")
+    return "\n".join(row.rstrip() for row in rows)
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _indent(text: str, prefix: str = "    ") -> str:
+    return "\n".join(prefix + line for line in text.splitlines()) if text else prefix
+
+
 def render_bundle(result: CodeAgentResult, open_sections: Iterable[str] = ()) -> dict[str, str]:
-    return {"text/plain": render_text(result), "text/html": render_html(result, open_sections)}
+    sections = list(open_sections)
+    return {"text/plain": render_text(result, sections), "text/html": render_html(result, sections)}

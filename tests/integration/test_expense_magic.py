@@ -13,6 +13,7 @@ from IPython.utils.capture import capture_output
 from codeagent.agent.trace import CodeAgentResult
 from codeagent.examples.expenses import expense_tools as example_tools
 from codeagent.examples.expenses import make_expense_data, over_budget_script
+from codeagent.kernel_ext.magic import final_view
 from codeagent.testing.messages_server import MessagesServer, Turn, code_turn, last_tool_result, text_turn
 from codeagent.tools import tool
 from tests.conftest import user_variables
@@ -49,7 +50,7 @@ def test_expense_answer_is_right_and_no_record_reaches_the_model(
     before = user_variables(shell)
     model_server.add_turns(code_turn(OVER_BUDGET_SCRIPT, text="I'll compute it in one script."), answer_from_output)
 
-    result, captured = run_magic(shell, 'Who on team "platform" went over budget in 2026-10, and by how much?')
+    result, _captured = run_magic(shell, 'Who on team "platform" went over budget in 2026-10, and by how much?')
 
     truth = expense_tools.over_budget(MONTH)
     assert result.status == "done", result.error
@@ -70,7 +71,7 @@ def test_expense_answer_is_right_and_no_record_reaches_the_model(
     system = model_server.requests[0]["system"][0]["text"]
     assert "def get_expenses(member_id: str, month: str) -> list[dict]:" in system
 
-    html = captured.outputs[-1].data["text/html"]
+    html = final_view(result)["text/html"]
     assert "Member" in html and "<details" in html and "<script" not in html and "<style" not in html
     assert user_variables(shell) == before
 
@@ -114,11 +115,11 @@ def test_step_limit_ends_a_looping_conversation(
 ) -> None:
     # a different script each time (the same script re-sent would end the call with its output)
     model_server.add_turns(*[code_turn(f"print('again {i}')") for i in range(3)])
-    result, captured = run_magic(shell, "--max-steps 3 Loop forever")
+    result, _captured = run_magic(shell, "--max-steps 3 Loop forever")
     assert result.status == "max_steps"
     assert "Stopped after 3 model steps" in (result.error or "")
     assert len(model_server.requests) == 3 and len(result.scripts) == 2
-    assert "Stopped after 3 model steps" in captured.outputs[-1].data["text/plain"]
+    assert "Stopped after 3 model steps" in final_view(result)["text/plain"]
 
 
 def test_missing_key_gives_one_short_message(

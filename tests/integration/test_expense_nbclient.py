@@ -53,7 +53,7 @@ def test_expense_notebook_runs_under_nbclient(model_server: MessagesServer, tmp_
 
     truth = make_expense_data(members=50, per_member=40, month="2026-10").over_budget("2026-10")
     magic_outputs = nb.cells[4].outputs
-    final = [o for o in magic_outputs if o.output_type == "display_data" and "text/html" in o.data][-1]
+    final = [o for o in magic_outputs if o.output_type == "execute_result" and "text/html" in o.data][-1]
     answer = re.search(r"Over budget: (\{.*?\})", final.data["text/plain"])
     assert answer is not None
     assert json.loads(answer.group(1).replace("'", '"')) == truth

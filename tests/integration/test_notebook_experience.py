@@ -7,6 +7,7 @@ import re
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from typing import Any, ClassVar
 
@@ -16,6 +17,7 @@ from comm.base_comm import BaseComm
 from IPython.utils.capture import capture_output
 
 from codeagent.agent.trace import CodeAgentResult
+from codeagent.kernel_ext.magic import final_view
 from codeagent.testing.messages_server import DelayTurn, ErrorTurn, MessagesServer, Turn, code_turn, text_turn
 from codeagent.tools import tool
 from tests.conftest import user_variables
@@ -72,12 +74,21 @@ def counter_tool(registry: Any) -> Any:
     return lookup
 
 
-def test_live_view_updates_during_the_call_and_final_view_replaces_it(
+@pytest.fixture
+def widget_view(shell: Any) -> Iterator[None]:
+    """The ipywidgets live view even in this kernel-less shell (a terminal would get the text view)."""
+    shell.run_line_magic("config", "CodeAgent.view = 'widget'")
+    yield
+    shell.run_line_magic("config", "CodeAgent.view = 'auto'")
+
+
+def test_live_view_updates_during_the_call_then_shrinks_and_the_result_is_the_final_view(
     shell: Any,
     model_server: MessagesServer,
     counter_tool: Any,
     fresh_conversation: None,
     widget_messages: list[dict[str, Any]],
+    widget_view: None,
 ) -> None:
     during: dict[str, str] = {}
 
@@ -97,26 +108,46 @@ def test_live_view_updates_during_the_call_and_final_view_replaces_it(
     assert "step 2 of 10" in during["text"] or "step 1 of 10" in during["text"]
     first, last = captured.outputs[0], captured.outputs[-1]
     display_id = first.transient["display_id"]
-    assert "application/vnd.jupyter.widget-view+json" in first.data
-    assert last.update and last.transient["display_id"] == display_id
-    html = last.data["text/html"]
+    assert "application/vnd.jupyter.widget-view+json" in first.data and first.data["text/plain"] == ""
+    assert last.update and last.transient["display_id"] == display_id and last.data == {"text/plain": ""}
+    assert len(captured.outputs) == 2  # the live view and its shrinking: the answer is the result's own display
+    html = final_view(result)["text/html"]
     checker = TagBalance()
     checker.feed(html)
     assert checker.stack == []
     assert checker.details and all("open" not in d for d in checker.details)
     assert "<strong>Done</strong>: 12 lookups." in html
     assert "<script" not in html and "<style" not in html
-    assert "Done" in last.data["text/plain"]
+    assert "Done" in final_view(result)["text/plain"]
     assert any(m["type"] == "comm_close" for m in widget_messages)  # the live widgets were closed
+
+
+def test_live_view_redraws_are_coalesced(
+    shell: Any,
+    model_server: MessagesServer,
+    counter_tool: Any,
+    fresh_conversation: None,
+    widget_messages: list[dict[str, Any]],
+    widget_view: None,
+) -> None:
+    model_server.add_turns(code_turn("for i in range(3000):\n    lookup(str(i))\nprint('ok')"), text_turn("done"))
+    started = time.perf_counter()
+    with capture_output():
+        result = shell.run_line_magic("codeagent", "Look up 3000 keys")
+    elapsed = time.perf_counter() - started
+    assert result.status == "done" and len(result.tool_calls) == 3000
+    updates = [m for m in widget_messages if m["type"] == "comm_msg"]
+    # at most 10 redraws a second (each up to 4 widget values) plus one per phase change: not one per call
+    assert len(updates) <= 4 * (10 * elapsed + 12), (len(updates), elapsed)
+    assert "tool calls: <b>3000</b>" in widget_text(widget_messages)  # the last count was drawn
 
 
 def test_show_opens_chosen_sections(
     shell: Any, model_server: MessagesServer, counter_tool: Any, fresh_conversation: None
 ) -> None:
     model_server.add_turns(code_turn("print(lookup('a'))"), text_turn("fine"))
-    with capture_output() as captured:
-        shell.run_line_magic("codeagent", "--show code,calls look up a")
-    html = captured.outputs[-1].data["text/html"]
+    result = shell.run_line_magic("codeagent", "--show code,calls look up a")
+    html = final_view(result)["text/html"]
     opened = re.findall(r"<details open[^>]*><summary[^>]*>([^<]*)", html)
     assert any(t.startswith("✓ Script 1") for t in opened) and any(t.startswith("Tool calls") for t in opened)
     assert not any(t.startswith("Usage") for t in opened)
@@ -155,13 +186,13 @@ def test_interrupt_stops_a_long_script_and_the_next_call_works(
     model_server.add_turns(code_turn("import time\nwhile True:\n    time.sleep(0.01)"))
     timer = _interrupt_soon(1.5)
     started = time.perf_counter()
-    with capture_output() as captured:
+    with capture_output():
         result = shell.run_line_magic("codeagent", "spin")
     timer.join()
     assert result.status == "interrupted"
     assert time.perf_counter() - started < 1.5 + 3.0
     assert result.scripts[0].status == "interrupted"
-    assert "interrupted" in captured.outputs[-1].data["text/plain"]
+    assert "interrupted" in final_view(result)["text/plain"]
     model_server.add_turns(code_turn("print(6 * 7)"), text_turn("42"))
     with capture_output():
         again = shell.run_line_magic("codeagent", "--new what is 6*7")
@@ -275,8 +306,8 @@ def test_api_errors_become_one_actionable_line(
     assert result.status == "error" and message in (result.error or "")
     assert "\n" not in result.error
     assert len(model_server.requests) == (2 if retries else 1)  # the SDK's own retry happened first
-    assert message in captured.outputs[-1].data["text/plain"]
-    assert "test-key-not-secret" not in str(captured.outputs[-1].data)
+    assert message in final_view(result)["text/plain"]
+    assert "test-key-not-secret" not in str(final_view(result)) + captured.stdout
 
 
 def test_connection_refused_and_timeout(
@@ -301,9 +332,9 @@ def test_usage_and_sandbox_info_reports(
     shell: Any, model_server: MessagesServer, registry: Any, fresh_conversation: None
 ) -> None:
     model_server.add_turns(text_turn("hi"))
-    with capture_output() as captured:
+    with capture_output():
         result: CodeAgentResult = shell.run_line_magic("codeagent", "hello")
-    assert "estimated cost" in captured.outputs[-1].data["text/html"]
+    assert "estimated cost" in final_view(result)["text/html"]
     with capture_output() as out:
         shell.run_line_magic("codeagent", "--usage")
     session = shell.magics_manager.registry["CodeAgent"].session
@@ -339,7 +370,7 @@ def test_unsandboxed_mode_warns_on_every_run(
                 result = shell.run_line_magic("codeagent", "print one")
             assert result.sandbox_layers == ["rlimits"]  # the resource limits it can still apply
             assert "WARNING: unsandboxed" in captured.stderr
-            assert "unsandboxed: generated code runs with no lockdown layer" in captured.outputs[-1].data["text/html"]
+            assert "unsandboxed: generated code runs with no lockdown layer" in final_view(result)["text/html"]
     finally:
         shell.run_line_magic("config", "CodeAgent.sandbox_mode = 'auto'")
     model_server.add_turns(code_turn("print(2)"), text_turn("two"))

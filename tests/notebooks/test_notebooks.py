@@ -64,7 +64,8 @@ def final_views(cell: Any) -> list[str]:
     return [
         str(o["data"]["text/plain"])
         for o in cell.get("outputs", [])
-        if o.get("output_type") == "display_data" and SUMMARY_LINE in str(o.get("data", {}).get("text/plain", ""))
+        if o.get("output_type") in ("execute_result", "display_data")
+        and SUMMARY_LINE in str(o.get("data", {}).get("text/plain", ""))
     ]
 
 
@@ -219,16 +220,20 @@ def test_record_then_replay_reproduces_the_answer(tmp_path: Path) -> None:
 
 
 def test_the_demo_command_runs_offline(tmp_path: Path) -> None:
-    out = tmp_path / "demo-out"
+    cwd = tmp_path / "checkout"
+    cwd.mkdir()
+    out = tmp_path / "cache" / "codeagent" / "demo"  # the user's cache folder, not the current directory
     done = subprocess.run(
-        [sys.executable, "-m", "codeagent", "demo", "--out", str(out)],
-        cwd=tmp_path,
-        env=kernel_env(),
+        [sys.executable, "-m", "codeagent", "demo"],
+        cwd=cwd,
+        env=kernel_env({"XDG_CACHE_HOME": str(tmp_path / "cache"), "HOME": str(tmp_path)}),
         capture_output=True,
         text=True,
         timeout=600,
     )
     assert done.returncode == 0, done.stderr
+    assert list(cwd.iterdir()) == []  # nothing written where it was run (a checkout stays clean)
+    assert f"writing to {out}" in done.stdout and f"wrote {out / 'quickstart.ipynb'}" in done.stdout
     truth = make_expense_data(members=50, per_member=40, month="2026-10").over_budget("2026-10")
     for name, amount in truth.items():
         assert f"| {name} |" in done.stdout and f"{amount:,.2f}" in done.stdout

@@ -18,6 +18,7 @@ from codeagent.agent.trace import CodeAgentResult
 from codeagent.examples.expenses import expense_tools as example_tools
 from codeagent.examples.expenses import make_expense_data
 from codeagent.examples.runner import closed_port_url
+from codeagent.kernel_ext.magic import final_view
 from codeagent.testing.messages_server import MessagesServer, Turn, code_turn, text_turn
 from codeagent.tools import tool
 
@@ -66,9 +67,9 @@ def configured(shell: Any) -> Iterator[Any]:
 
 def ask(shell: Any, line: str) -> tuple[CodeAgentResult, str]:
     shell.run_line_magic("codeagent", "--new")
-    with capture_output() as captured:
+    with capture_output():
         result = shell.run_line_magic("codeagent", line)
-    return result, captured.outputs[-1].data["text/plain"]
+    return result, final_view(result)["text/plain"]
 
 
 def over_budget_lines(answer: str) -> dict[str, float]:

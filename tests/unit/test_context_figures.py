@@ -12,6 +12,7 @@ import pytest
 from IPython.utils.capture import capture_output
 
 from codeagent.agent.loop import Agent, AgentSettings
+from codeagent.kernel_ext.magic import final_view
 from codeagent.sandbox.host.manager import SandboxKernel
 from codeagent.testing.messages_server import MessagesServer, Turn, code_turn, text_turn
 from codeagent.tools import tool
@@ -108,13 +109,13 @@ def test_final_view_of_the_magic_shows_both_figures(
         return make_orders(region)
 
     model_server.add_turns(code_turn(SCRIPT), answer_turn)
-    with capture_output() as captured:
+    with capture_output():
         result = shell.run_line_magic("codeagent", "Order totals by region?")
 
     assert result.status == "done", result.error
     data_chars = len(json.dumps(make_orders("north"), ensure_ascii=False)) * 2
     assert result.tool_result_chars == data_chars
     assert result.model_saw_chars == len(expected_output())
-    html = captured.outputs[-1].data["text/html"]
+    html = final_view(result)["text/html"]
     assert usage_row(html, "data returned by tools") == shown(data_chars)
     assert usage_row(html, "script output sent to the model") == shown(len(expected_output()))

@@ -224,13 +224,17 @@ def test_sync_tools_answer_at_once_and_are_recorded(tools: ToolRegistry) -> None
     dispatcher = ToolDispatcher(tools, calls.append)
     reply = dispatcher.begin(request("add", {"a": 2, "b": 3}))
     assert value_of(reply) == 5 and reply.head["id"] == 7
+    assert calls == []  # reported after the reply was sent, so the script does not wait for the trace
+    dispatcher.report()
     assert calls[0].name == "add" and calls[0].arguments == {"a": 2, "b": 3}
     assert calls[0].result_preview == "5" and calls[0].result_chars == 1 and calls[0].error is None
 
 
 def test_arrays_travel_both_ways_through_the_dispatcher(tools: ToolRegistry) -> None:
     calls: list[ToolCallRecord] = []
-    reply = ToolDispatcher(tools, calls.append).begin(request("scale", {"values": np.arange(4.0), "by": 2.0}))
+    dispatcher = ToolDispatcher(tools, calls.append)
+    reply = dispatcher.begin(request("scale", {"values": np.arange(4.0), "by": 2.0}))
+    dispatcher.report()
     assert isinstance(reply, Reply) and len(reply.buffers) == 1
     np.testing.assert_array_equal(value_of(reply), [0.0, 2.0, 4.0, 6.0])
     assert calls[0].result_preview == "ndarray float64 shape (4,)"
@@ -244,6 +248,7 @@ def test_errors_keep_their_type_and_message(tools: ToolRegistry) -> None:
     assert error_of(dispatcher.begin(request("add", {"a": "x"})))[0] == "TypeError"
     kind, message = error_of(dispatcher.begin(request("unsendable")))
     assert kind == "ToolValueError" and "builtins.object" not in message and "type object" in message
+    dispatcher.report()
     assert [c.error.split(":")[0] for c in calls if c.error] == ["KeyError", "TypeError", "ToolValueError"]
 
 
@@ -255,18 +260,21 @@ def test_unknown_tools_and_operations_run_nothing(tools: ToolRegistry) -> None:
     assert error_of(dispatcher.begin(request("add", {"a": 1}, op="exec")))[0] == "ValueError"
     bad = BridgeRequest({"id": 1, "op": "call", "tool": "add"}, bytearray(b"{not json"))
     assert error_of(dispatcher.begin(bad))[0] == "TypeError"
+    dispatcher.report()
     assert [c.name for c in calls] == ["add"]  # only the malformed-arguments call got as far as a record
     assert calls[0].error and calls[0].error.startswith("TypeError")
 
 
 def test_async_tools_come_back_as_a_coroutine_to_run(tools: ToolRegistry) -> None:
     calls: list[ToolCallRecord] = []
-    pending = ToolDispatcher(tools, calls.append).begin(request("later", {"x": 3}))
+    dispatcher = ToolDispatcher(tools, calls.append)
+    pending = dispatcher.begin(request("later", {"x": 3}))
     assert isinstance(pending, Pending)
-    assert calls == []  # recorded when it finishes
     value = asyncio.run(pending.coroutine)
     assert value_of(pending.finish(value, None)) == {"x": 3}
     assert error_of(pending.finish(None, asyncio.CancelledError("stopped")))[0] == "CancelledError"
+    assert calls == []  # recorded when it finishes, reported after the reply
+    dispatcher.report()
     assert len(calls) == 2
 
 
@@ -301,9 +309,11 @@ def test_direct_and_script_calls_take_the_same_path(tools: ToolRegistry) -> None
     direct: list[ToolCallRecord] = []
     script: list[ToolCallRecord] = []
     by_model = ToolDispatcher(tools, direct.append).call("toolu_3", "later", {"x": "not an int"})
-    by_script = ToolDispatcher(tools, script.append).begin(
+    script_dispatcher = ToolDispatcher(tools, script.append)
+    by_script = script_dispatcher.begin(
         BridgeRequest({"id": 7, "op": "call", "tool": "later"}, json.dumps({"x": "not an int"}).encode())
     )
+    script_dispatcher.report()  # what the bridge does once the reply is sent
     assert isinstance(by_script, Reply)
     assert by_model.head["error"] == by_script.head["error"] and by_model.head["error"]["type"] == "TypeError"
     assert [(r.name, r.arguments, r.error) for r in direct] == [(r.name, r.arguments, r.error) for r in script]

@@ -83,6 +83,7 @@ def make_stub(client: BridgeClient, spec: dict[str, Any]) -> Callable[..., Any]:
         f.__signature__ = signature  # type: ignore[attr-defined]
         f.__module__ = "tools"
     stub.aio = aio  # type: ignore[attr-defined]
+    stub._codeagent_stub = True  # type: ignore[attr-defined]
     return stub
 
 
@@ -158,6 +159,10 @@ def install(
     errors: list[type[Exception]] = [ToolError, *NAMED_ERRORS.values()]
     for error in errors:
         namespace[error.__name__] = error
+    names = {spec["name"] for spec in specs}
+    for name, value in list(namespace.items()):  # stubs of tools that were removed since the last install
+        if name not in names and getattr(value, "_codeagent_stub", False):
+            del namespace[name]
     namespace["search_tools"] = search_tools
     namespace["describe_tool"] = describe_tool
     for stale in [k for k, v in namespace.items() if isinstance(v, ToolNamespace)]:
@@ -225,6 +230,7 @@ def setup(cpu_seconds: int, lock_metadata: bool = False) -> None:
     signal.signal(signal.SIGXCPU, on_xcpu)
     get_ipython = __import__("IPython").get_ipython
     get_ipython().events.register("pre_run_cell", before_cell)
+    leave_our_frames_out_of_tracebacks(get_ipython())
     keep_thread_output_with_its_cell()
     leave_address_space_for_data()
 
@@ -267,3 +273,31 @@ def reap_children() -> int:
         if pid == 0:
             return reaped
         reaped += 1
+
+
+def leave_our_frames_out_of_tracebacks(shell: Any) -> None:
+    """The traceback the model reads shows the script's frames and the tool's error, not the stub machinery
+    of this module (three frames and ~1k characters around a one-line ``KeyError``)."""
+    formatter = shell.InteractiveTB
+    original = formatter.structured_traceback
+    if getattr(original, "_codeagent", False):
+        return
+
+    def structured_traceback(etype: Any = None, value: Any = None, tb: Any = None, *args: Any, **kwargs: Any) -> Any:
+        return original(etype, value, without_frames_of(os.path.dirname(__file__), tb), *args, **kwargs)
+
+    structured_traceback._codeagent = True  # type: ignore[attr-defined]
+    formatter.structured_traceback = structured_traceback
+
+
+def without_frames_of(directory: str, tb: Any) -> Any:
+    """The traceback ``tb`` without the entries whose code lives in ``directory`` (relinked in place)."""
+    prefix = os.path.join(directory, "")
+    kept = []
+    while tb is not None:
+        if not tb.tb_frame.f_code.co_filename.startswith(prefix):
+            kept.append(tb)
+        tb = tb.tb_next
+    for entry, following in zip(kept, [*kept[1:], None], strict=True):
+        entry.tb_next = following
+    return kept[0] if kept else None

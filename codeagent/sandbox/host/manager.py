@@ -117,6 +117,7 @@ class SandboxKernel:
         self._iopub_reset = False  # zmq dropped the output connection during this script
         #: Bytes of sandbox output that arrived between scripts and were dropped (the host unsubscribes then).
         self.idle_bytes_dropped = 0
+        self._installed_specs: list[dict[str, Any]] | None = None  # what the running kernel has
         self.restarts = 0
         self._trusted: list[int] = []  # launcher [, init], kernel: the processes a script end keeps
         self._kernel_threads = 0  # the kernel's threads before any script ran
@@ -230,6 +231,7 @@ class SandboxKernel:
             "del _ca_runtime\n"
         )
         self._run_silent(code)
+        self._installed_specs = None
         self.set_tools(self._tool_specs)  # also defines set_result and connects the bridge client
         # A fresh kernel's first visible execute pays one-time costs (display hook, first compile); pay them now,
         # while the sandbox is still warming in the pool, not on the user's first script.
@@ -238,8 +240,13 @@ class SandboxKernel:
         )
 
     def set_tools(self, specs: list[dict[str, Any]]) -> None:
-        """Define one stub per tool spec (and ``set_result``, ``ToolError``) in the sandbox's namespace."""
+        """Define one stub per tool spec (and ``set_result``, ``ToolError``) in the sandbox's namespace.
+
+        Runs in the sandbox only when the specs changed since the last install (it costs an execute, ~5 ms).
+        """
         assert self.bridge
+        if specs == self._installed_specs:
+            return
         self._tool_specs = specs
         code = (
             "import codeagent.sandbox.guest.runtime as _ca_runtime\n"
@@ -249,6 +256,7 @@ class SandboxKernel:
             "del _ca_runtime\n"
         )
         self._run_silent(code)
+        self._installed_specs = specs
 
     def _run_silent(self, code: str, timeout: float = 30.0) -> None:
         """Run setup code and wait for its reply on the shell channel only (output is not listened to)."""
@@ -449,6 +457,7 @@ class SandboxKernel:
         status: ExecStatus = "ok"
         notice: str | None = None
         next_alive_check = started + 0.5
+        report = getattr(handler, "report", None)  # tell the trace about calls after their replies are sent
         try:
             hot_until = 0.0
             while reply is None or not idle:
@@ -461,6 +470,8 @@ class SandboxKernel:
                 ready = dict(poller.poll(wait_ms))
                 if bridge_fd in ready and bridge.serve_pending(handler):
                     hot_until = time.perf_counter() + BRIDGE_HOT_S
+                    if report is not None:
+                        report()
                 if iopub in ready:
                     idle = self._drain_iopub(msg_id, out, on_output, on_display) or idle
                 if monitor in ready:
@@ -492,6 +503,8 @@ class SandboxKernel:
                 self.bridge.cancel_pending()
                 self.bridge.end_call()
                 self.bridge.expected_cell = ""  # nothing is served between scripts; no cell matches ""
+            if report is not None:
+                report()
             self._stop_listening()
         ended = self.end_script()
         notice = f"{notice}\n{ended}" if notice and ended else notice or ended

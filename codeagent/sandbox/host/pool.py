@@ -11,7 +11,10 @@ from codeagent.sandbox.host.policy import SandboxPolicy
 
 
 class SandboxPool:
-    """Keeps ``size`` started sandboxes for one policy; ``acquire`` hands one out and starts a replacement."""
+    """Keeps ``size`` started sandboxes for one policy; ``acquire`` hands one out and starts a replacement.
+
+    With ``size=0`` nothing is kept in reserve: ``acquire`` hands out one started by ``fill(1)`` or starts one.
+    """
 
     def __init__(
         self, policy: SandboxPolicy, size: int = 1, factory: Callable[[SandboxPolicy], SandboxKernel] | None = None
@@ -26,11 +29,11 @@ class SandboxPool:
         self._lock = threading.Lock()
         self._closed = False
 
-    def fill(self) -> SandboxPool:
-        """Start sandboxes in the background until ``size`` are ready or starting."""
+    def fill(self, target: int | None = None) -> SandboxPool:
+        """Start sandboxes in the background until ``target`` (default ``size``) are ready or starting."""
         with self._lock:
             self._starting = [t for t in self._starting if t.is_alive()]
-            missing = self.size - len(self._ready) - len(self._starting)
+            missing = (self.size if target is None else target) - len(self._ready) - len(self._starting)
             for _ in range(max(0, missing)):
                 thread = threading.Thread(target=self._start_one, name="codeagent-sandbox-pool", daemon=True)
                 self._starting.append(thread)
@@ -65,11 +68,16 @@ class SandboxPool:
                 kernel.shutdown()
                 continue
             if not pending:
-                self.fill()
+                self.fill(max(self.size, 1))
                 with self._lock:
                     pending = list(self._starting)
             for thread in pending:
                 thread.join()
+
+    def counts(self) -> tuple[int, int]:
+        """Sandboxes ready to hand out, and sandboxes still starting."""
+        with self._lock:
+            return len(self._ready), sum(t.is_alive() for t in self._starting)
 
     def close(self) -> None:
         with self._lock:
