@@ -21,6 +21,7 @@ from IPython.utils.capture import capture_output
 
 from codeagent.examples.expenses import expense_tools as example_tools
 from codeagent.examples.expenses import make_expense_data, over_budget_script
+from codeagent.kernel_ext.magic import final_view
 from codeagent.sandbox.host.gateway.sandbox import GatewaySandbox
 from codeagent.sandbox.host.gateway.settings import GatewaySettings
 from codeagent.sandbox.host.manager import PACKAGE_ROOT, SandboxError
@@ -212,7 +213,7 @@ def test_expense_example_through_the_magic(
         return text_turn("Over budget:\n" + "\n".join(f"- {ln}" for ln in lines))
 
     model_server.add_turns(code_turn(over_budget_script(month=MONTH)), answer)
-    with capture_output() as captured:
+    with capture_output():
         result = shell.run_line_magic("codeagent", "Who on team platform went over budget in 2026-10?")
     assert result.status == "done", result.error
     found = {k: float(v) for k, v in re.findall(r"- (Member \d{4}): ([\d.]+)", result.answer)}
@@ -221,7 +222,7 @@ def test_expense_example_through_the_magic(
     assert result.sandbox_layers == list(ALL_LAYERS)
     merchants = {e["merchant"] for rows in data.expenses.values() for e in rows}
     assert not [m for m in merchants if m in json.dumps(model_server.requests)]
-    assert "Member" in captured.outputs[-1].data["text/html"]
+    assert "Member" in final_view(result)["text/html"]
 
     with capture_output() as info:
         shell.run_line_magic("codeagent", "--sandbox-info")

@@ -256,6 +256,7 @@ class GatewaySandbox:
         )
         msg_id = request["header"]["msg_id"]
         self.bridge.expected_cell = msg_id
+        report = getattr(handler, "report", None)  # tell the trace about calls after their replies are sent
         reply: Message | None = None
         idle = False
         status: ExecStatus = "ok"
@@ -284,6 +285,8 @@ class GatewaySandbox:
                     continue
                 if channel == "stdin" and msg.get("msg_type") == "input_request":
                     self._answer_input(msg, handler)
+                    if report is not None:
+                        report()
                 elif channel == "shell" and msg.get("msg_type") == "execute_reply":
                     reply = msg
                 elif channel == "iopub":
@@ -291,6 +294,9 @@ class GatewaySandbox:
         except KeyboardInterrupt:
             self.interrupt_and_wait(msg_id)
             raise
+        finally:
+            if report is not None:
+                report()
         error_name = None
         if reply is not None and reply["content"].get("status") == "error":
             status = "error"
