@@ -10,6 +10,7 @@ import pytest
 from IPython.utils.capture import capture_output
 
 from codeagent.agent.trace import CodeAgentResult
+from codeagent.kernel_ext.magic import final_view
 from codeagent.testing.messages_server import MessagesServer, Turn, code_turn, text_turn, tool_turn
 from codeagent.tools import tool
 
@@ -135,34 +136,34 @@ def test_no_answer_after_the_correction_is_an_error_not_done(
     shell: Any, model_server: MessagesServer, price_tool: Any, fresh_conversation: None
 ) -> None:
     model_server.add_turns(text_turn(""), text_turn("```bash\npip install prices\n```"))
-    result, captured = ask(shell)
+    result, _captured = ask(shell)
     assert result.status == "error" and "neither an answer nor a script" in (result.error or "")
     assert len(model_server.requests) == 2
-    assert "neither an answer nor a script" in captured.outputs[-1].data["text/plain"]
+    assert "neither an answer nor a script" in final_view(result)["text/plain"]
 
 
 def test_a_re_sent_script_ends_with_its_output_flagged(
     shell: Any, model_server: MessagesServer, price_tool: Any, fresh_conversation: None
 ) -> None:
     model_server.add_turns(code_turn(SCRIPT), code_turn(SCRIPT))
-    result, captured = ask(shell)
+    result, _captured = ask(shell)
     assert result.status == "done" and result.answer == TOTAL
     assert result.answer_source == "repeated_script" and len(result.scripts) == 1
     assert len(model_server.requests) == 2
-    html = captured.outputs[-1].data["text/html"]
+    html = final_view(result)["text/html"]
     assert "re-sent the script instead of answering" in html
-    assert "re-sent the script" in captured.outputs[-1].data["text/plain"]
+    assert "re-sent the script" in final_view(result)["text/plain"]
 
 
 def test_answer_from_output_is_one_model_request(
     shell: Any, model_server: MessagesServer, price_tool: Any, fresh_conversation: None
 ) -> None:
     model_server.add_turns(code_turn(SCRIPT))
-    result, captured = ask(shell, f"--answer-from-output {QUESTION}")
+    result, _captured = ask(shell, f"--answer-from-output {QUESTION}")
     assert result.status == "done" and result.answer == TOTAL
     assert result.answer_source == "answer_from_output"
     assert len(model_server.requests) == 1 and model_server.turns_left == 0
-    assert "--answer-from-output" in captured.outputs[-1].data["text/html"]
+    assert "--answer-from-output" in final_view(result)["text/html"]
 
 
 def test_answer_from_output_lets_the_model_fix_a_failed_script(
