@@ -465,6 +465,9 @@ class CodeAgent(Magics, Configurable):
 
     def _refresh_help(self) -> None:
         """``%codeagent?`` shows the defaults in force (the configured values), not the trait names."""
+        registered = self.shell.magics_manager.registry.get("CodeAgent") if self.shell is not None else None
+        if registered is not None and registered is not self:
+            return  # the help text belongs to the class: only the notebook's own instance writes it
         function = type(self).codeagent
         parser = function.parser
         defaults = {
