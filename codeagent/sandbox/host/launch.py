@@ -21,10 +21,15 @@ def python_prefix_paths() -> list[str]:
     """Every directory the interpreter needs: base prefix, venv prefix, and sys.path entries outside them."""
     roots = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, sys.exec_prefix)}
     paths = set(roots)
+    package_root = os.path.realpath(PACKAGE_ROOT)
+    # The host's working directory is the notebook's folder: "" stands for it, and `python -m ipykernel_launcher`
+    # puts it on sys.path by name. It is not the interpreter's, and the sandbox must not read it.
+    cwd = os.path.realpath(os.getcwd())
     for entry in [*sys.path, PACKAGE_ROOT]:
-        # "" is the host's working directory (the notebook's folder): the sandbox works in its workspace
         real = os.path.realpath(entry) if entry else ""
-        if real and os.path.isdir(real) and not any(real == r or real.startswith(r + os.sep) for r in roots):
+        if not real or (real == cwd and real != package_root) or not os.path.isdir(real):
+            continue
+        if not any(real == r or real.startswith(r + os.sep) for r in roots):
             paths.add(real)
     return sorted(paths)
 
