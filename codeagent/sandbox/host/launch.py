@@ -24,7 +24,10 @@ def python_prefix_paths() -> list[str]:
     package_root = os.path.realpath(PACKAGE_ROOT)
     # The host's working directory is the notebook's folder: "" stands for it, and `python -m ipykernel_launcher`
     # puts it on sys.path by name. It is not the interpreter's, and the sandbox must not read it.
-    cwd = os.path.realpath(os.getcwd())
+    try:
+        cwd = os.path.realpath(os.getcwd())
+    except OSError:  # the folder was removed under the notebook
+        cwd = ""
     for entry in [*sys.path, PACKAGE_ROOT]:
         real = os.path.realpath(entry) if entry else ""
         if not real or (real == cwd and real != package_root) or not os.path.isdir(real):
