@@ -84,6 +84,36 @@ class ExecutionResult:
     misbehaved: str | None = None  # what the host dropped from the sandbox (bad messages, limits), if anything
 
 
+def script_result(
+    out: OutputCollector,
+    reply: dict[str, Any] | None,
+    status: ExecStatus,
+    notice: str | None,
+    output_chars: int,
+    started: float,
+    misbehaved: str | None = None,
+) -> ExecutionResult:
+    """What one script did, from its collected output and execute_reply (both from the untrusted sandbox)."""
+    error_name = None
+    if reply is not None and reply["content"].get("status") == "error":
+        status = "error"
+        error_name = str(reply["content"].get("ename"))[:200]
+        if out.traceback is None:
+            out.traceback = strip_ansi("\n".join(map(str, reply["content"].get("traceback", []))))[: out.hard_limit]
+    if notice:
+        out.traceback = (out.traceback + "\n" if out.traceback else "") + notice
+    return ExecutionResult(
+        output=out.for_model(output_chars),
+        status=status,
+        error_name=error_name or ({"timeout": "TimeoutError", "crashed": "SandboxCrashed"}.get(status)),
+        duration_s=time.perf_counter() - started,
+        output_chars=out.total_chars,
+        displays=out.displays,
+        notice=notice,
+        misbehaved=misbehaved,
+    )
+
+
 def layers_for(policy: SandboxPolicy) -> tuple[list[str], list[str]]:
     """Lockdown layers for this policy on this machine and the notes explaining any that are missing
     (:func:`codeagent.sandbox.host.layers.choose_layers`, with its refusal as a SandboxError)."""
@@ -510,25 +540,8 @@ class SandboxKernel:
         notice = f"{notice}\n{ended}" if notice and ended else notice or ended
         over = None if self.quota_mounted else self._enforce_workspace_quota()
         notice = f"{notice}\n{over}" if notice and over else notice or over
-        error_name = None
-        if reply is not None and reply["content"].get("status") == "error":
-            status = "error"
-            error_name = str(reply["content"].get("ename"))[:200]
-            if out.traceback is None:
-                out.traceback = strip_ansi("\n".join(map(str, reply["content"].get("traceback", []))))[: out.hard_limit]
-        if notice:
-            out.traceback = (out.traceback + "\n" if out.traceback else "") + notice
         misbehaved = self._misbehaviour(inbox, bridge.counts - bridge_before)
-        return ExecutionResult(
-            output=out.for_model(policy.output_chars),
-            status=status,
-            error_name=error_name or ({"timeout": "TimeoutError", "crashed": "SandboxCrashed"}.get(status)),
-            duration_s=time.perf_counter() - started,
-            output_chars=out.total_chars,
-            displays=out.displays,
-            notice=notice,
-            misbehaved=misbehaved,
-        )
+        return script_result(out, reply, status, notice, policy.output_chars, started, misbehaved)
 
     @staticmethod
     def _misbehaviour(inbox: KernelInbox, bridge_counts: Any) -> str | None:

@@ -23,7 +23,7 @@ from codeagent.sandbox.host.gateway.channels import KernelChannels, Message
 from codeagent.sandbox.host.gateway.rest import GatewayClient, GatewayError
 from codeagent.sandbox.host.gateway.settings import GatewaySettings
 from codeagent.sandbox.host.gateway.stdin_bridge import StdinBridge
-from codeagent.sandbox.host.manager import ExecStatus, ExecutionResult, SandboxError, describe_display
+from codeagent.sandbox.host.manager import ExecStatus, ExecutionResult, SandboxError, describe_display, script_result
 from codeagent.sandbox.host.output import OutputCollector, strip_ansi
 from codeagent.sandbox.host.policy import SandboxPolicy
 from codeagent.sandbox.protocol import stdin_frames
@@ -297,23 +297,7 @@ class GatewaySandbox:
         finally:
             if report is not None:
                 report()
-        error_name = None
-        if reply is not None and reply["content"].get("status") == "error":
-            status = "error"
-            error_name = reply["content"].get("ename")
-            if out.traceback is None:
-                out.traceback = strip_ansi("\n".join(str(x) for x in reply["content"].get("traceback", [])))
-        if notice:
-            out.traceback = (out.traceback + "\n" if out.traceback else "") + notice
-        return ExecutionResult(
-            output=out.for_model(policy.output_chars),
-            status=status,
-            error_name=error_name or ({"timeout": "TimeoutError", "crashed": "SandboxCrashed"}.get(status)),
-            duration_s=time.perf_counter() - started,
-            output_chars=out.total_chars,
-            displays=out.displays,
-            notice=notice,
-        )
+        return script_result(out, reply, status, notice, policy.output_chars, started)
 
     def _answer_input(self, msg: Message, handler: BridgeHandler) -> None:
         prompt = msg["content"].get("prompt")
