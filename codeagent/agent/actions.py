@@ -19,6 +19,7 @@ from codeagent.agent.prompt import EXECUTE_PYTHON
 Source = Literal["tool_use", "fenced", "json"]
 
 _FENCE = re.compile(r"```[ \t]*([A-Za-z0-9_+-]*)[^\n]*\n(.*?)(?:```|\Z)", re.S)
+_TRIPLE_QUOTED = re.compile(r'"""(.*?)"""', re.S)
 _TOOL_CALL_TAG = re.compile(r"<tool_call>\s*(.*?)\s*(?:</tool_call>|\Z)", re.S)
 _PYTHON_TAGS = ("python", "py", "python3", "ipython")
 _ARGUMENT_KEYS = ("arguments", "parameters", "input", "args")
@@ -130,8 +131,13 @@ def _json_objects(text: str) -> list[Any]:
         candidates = [text]
     found = []
     for candidate in candidates:
-        found.extend(_decode_all(candidate.strip()))
+        found.extend(_decode_all(_triple_quotes_as_json(candidate.strip())))
     return found
+
+
+def _triple_quotes_as_json(text: str) -> str:
+    """Python's triple-quoted strings as JSON strings: small models write a script into JSON that way."""
+    return _TRIPLE_QUOTED.sub(lambda m: json.dumps(m.group(1)), text) if '"""' in text else text
 
 
 def _decode_all(text: str) -> list[Any]:

@@ -84,6 +84,18 @@ def test_json_tool_call_in_text_becomes_a_call(
     assert "get_price(ticker='AAPL') -> 190.5" in told and "call `execute_python`" in told
 
 
+def test_a_script_in_json_with_python_triple_quotes_runs(
+    shell: Any, model_server: MessagesServer, price_tool: Any, fresh_conversation: None
+) -> None:
+    """Seen from Qwen2.5-Coder-1.5B in the eval: execute_python as JSON text, its code in \"\"\" quotes."""
+    code = '"""\n' + SCRIPT + '\n"""'
+    seen = '```json\n{\n  "name": "execute_python",\n  "arguments": {\n    "code": ' + code + "\n  }\n}\n```"
+    model_server.add_turns(text_turn(seen), answer_with_output)
+    result, _ = ask(shell)
+    assert result.status == "done" and TOTAL in result.answer
+    assert result.scripts[0].code.strip() == SCRIPT and result.steps[0].read_as == "script (json)"
+
+
 def test_json_naming_an_unknown_tool_gets_a_clear_correction(
     shell: Any, model_server: MessagesServer, price_tool: Any, fresh_conversation: None
 ) -> None:
