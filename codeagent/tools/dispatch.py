@@ -5,126 +5,58 @@ def`` tools come back as :class:`~codeagent.sandbox.protocol.messages.Pending` s
 concurrently; ``load_data`` requests of a ``--data`` hand-over are served from :meth:`ToolDispatcher.for_data`).
 :meth:`ToolDispatcher.call` serves a direct tool call from the model through the same steps, run to completion,
 the value as JSON text. Both answer with a :class:`~codeagent.sandbox.protocol.messages.Reply`.
+
+How values are encoded lives in ``encoding.py``; how a tool's error is worded, in ``error_text.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import os
-import re
-import reprlib
-import sys
 import threading
 import time
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pydantic_core import PydanticSerializationError, to_jsonable_python
+from pydantic_core import to_jsonable_python
 
 from codeagent.sandbox.protocol import codec
 from codeagent.sandbox.protocol.messages import BridgeRequest, Pending, Reply, error_reply, ok_reply
 from codeagent.tools.approval import INTERRUPTED_NOTE, Approvals, ToolDenied, denial_message
 from codeagent.tools.budget import ToolCallLimit
+from codeagent.tools.encoding import (
+    PREVIEW_CHARS,
+    TRACE_VALUE_CHARS,
+    Encoder,
+    ToolValueError,
+    UnsendableData,
+    array_summary,
+    encode_value,
+    for_model,
+    for_sandbox,
+    trace_arguments,
+)
+from codeagent.tools.error_text import builtin_base, exception_message, redact_host_paths
 from codeagent.tools.records import ToolCallRecord
 from codeagent.tools.registry import Tool, ToolArgumentError, ToolRegistry
 
-__all__ = ["ToolCallRecord", "ToolDispatcher", "ToolGate", "ToolValueError", "UnsendableData"]
+__all__ = [
+    "TRACE_VALUE_CHARS",
+    "ToolCallRecord",
+    "ToolDispatcher",
+    "ToolGate",
+    "ToolValueError",
+    "UnsendableData",
+    "array_summary",
+    "builtin_base",
+    "encode_value",
+    "exception_message",
+    "redact_host_paths",
+]
 
 if TYPE_CHECKING:
     from codeagent.tools.toolbox import ToolBox
-
-PREVIEW_CHARS = 300
-#: Arguments the trace keeps whole up to this many encoded characters; beyond, a preview and the size.
-TRACE_VALUE_CHARS = 2_000
-_PREVIEW = reprlib.Repr()  # bounded repr: never builds the whole text of a huge list
-_PREVIEW.maxstring = _PREVIEW.maxother = 160
-_PREVIEW.maxlist = _PREVIEW.maxdict = _PREVIEW.maxtuple = _PREVIEW.maxset = 8
-
-
-def trace_arguments(args: Any, size: int, limit: int, *, whole: bool = True) -> dict[str, Any]:
-    """What the trace keeps of a call's arguments: them, if ``size`` (encoded) is within ``limit``; else each
-    value that is large replaced by a short preview naming its size, so a 100 MB argument is not kept twice."""
-    if type(args) is not dict:
-        args = {"_": args}
-    if whole and size <= limit:
-        return args
-    kept: dict[str, Any] = {}
-    for key, value in list(args.items())[:50]:
-        if isinstance(value, (bool, int, float)) or value is None:
-            kept[str(key)] = value
-            continue
-        if isinstance(value, str) and len(value) <= PREVIEW_CHARS:
-            kept[str(key)] = value
-            continue
-        text = value if isinstance(value, str) else (array_summary(value) or _PREVIEW.repr(value))
-        length = f"{len(value):,} items, " if hasattr(value, "__len__") and not isinstance(value, str) else ""
-        kept[str(key)] = f"<{type(value).__name__}, {length}{text[:PREVIEW_CHARS]!s}…>"
-    if len(args) > 50:
-        kept["…"] = f"{len(args) - 50} more arguments"
-    return kept
-
-
-class ToolValueError(TypeError):
-    """A tool returned a value that cannot travel to the sandbox."""
-
-
-def encode_value(value: Any) -> str:
-    """JSON text of a tool's return value, or ToolValueError naming the type that can't be sent."""
-    try:
-        return json.dumps(to_jsonable_python(value), ensure_ascii=False, allow_nan=True)
-    except (PydanticSerializationError, TypeError, ValueError) as e:
-        raise ToolValueError(
-            f"the tool returned a {type(value).__module__}.{type(value).__qualname__}, which cannot be sent to "
-            f"the sandbox; return JSON-like data (dict, list, str, numbers) ({e})"
-        ) from None
-
-
-def encode_result(value: Any) -> tuple[str, list[codec.Buffer]]:
-    """JSON text and binary buffers of a tool's return value (arrays and tables travel as binary)."""
-    if value is None:
-        return "null", []
-    return codec.encode_text(value, fallback=to_jsonable_python)
-
-
-#: How a value is encoded for where it goes: (JSON text, binary buffers), or ToolValueError.
-Encoder = Callable[[Any, str], tuple[str, list[codec.Buffer]]]
-
-
-def for_sandbox(value: Any, tool_name: str) -> tuple[str, list[codec.Buffer]]:
-    """A result for the script: JSON plus NumPy/Arrow buffers."""
-    try:
-        return encode_result(value)
-    except codec.UnsendableValueError as e:
-        raise ToolValueError(f"{tool_name}() returned a value that cannot be sent to the sandbox: {e}") from None
-
-
-def for_model(value: Any, tool_name: str) -> tuple[str, list[codec.Buffer]]:
-    """A result for the model (a direct tool): JSON text only."""
-    return encode_value(value), []
-
-
-class UnsendableData(ValueError):
-    """A ``--data`` value whose type cannot travel to the sandbox."""
-
-    def __init__(self, name: str, reason: str) -> None:
-        super().__init__(f"{name}: {reason}")
-        self.name, self.reason = name, reason
-
-
-def array_summary(value: Any) -> str:
-    """A one-line description of an array or table (for previews), or '' for other values."""
-    kind = type(value).__name__
-    shape = getattr(value, "shape", None)
-    if kind == "ndarray" and shape is not None:
-        return f"ndarray {getattr(value, 'dtype', '')} shape {tuple(shape)}"
-    if kind in ("DataFrame", "Series") and shape is not None:
-        return f"{kind} {' × '.join(str(n) for n in shape)}"
-    if kind in ("Table", "RecordBatch") and hasattr(value, "num_rows"):
-        return f"Arrow {kind} {value.num_rows} × {value.num_columns}"
-    return ""
 
 
 def run_to_completion(coroutine: Coroutine[Any, Any, Any], name: str) -> tuple[Any, BaseException | None]:
@@ -370,45 +302,6 @@ class ToolDispatcher:
             what = "search_tools()" if op == "search" else "describe_tool()"
             return error_reply(request.id, type(e).__name__, f"{what}: {exception_message(e)}", builtin_base(e))
         return ok_reply(request.id, codec.to_bytes(json.dumps(text)))
-
-
-def builtin_base(error: BaseException) -> str | None:
-    """The nearest built-in exception class of ``error`` that takes one message (so the script can catch
-    ``ToolValueError`` as ``TypeError``, an ``HTTPError`` as ``OSError``)."""
-    for cls in type(error).__mro__:
-        if cls.__module__ == "builtins" and issubclass(cls, Exception) and cls is not Exception:
-            try:
-                cls("message")
-            except TypeError:
-                continue
-            return cls.__name__
-    return None
-
-
-def exception_message(e: BaseException) -> str:
-    """The message the exception was raised with (``KeyError('x')`` gives ``x``, not ``'x'``), without the
-    host's own paths (the notebook's directory, the home directory, the Python prefix)."""
-    if len(e.args) == 1 and isinstance(e.args[0], str):
-        return redact_host_paths(e.args[0])
-    return redact_host_paths(str(e))
-
-
-def _host_roots() -> list[tuple[str, str]]:
-    roots = {os.path.expanduser("~"): "~", sys.prefix: "<python>", sys.base_prefix: "<python>"}
-    with contextlib.suppress(OSError):
-        roots[os.getcwd()] = "."
-    found = {os.path.realpath(path): name for path, name in roots.items() if path and path != "/"}
-    found.update({path: name for path, name in roots.items() if path and path != "/"})
-    return sorted(found.items(), key=lambda item: -len(item[0]))
-
-
-def redact_host_paths(message: str) -> str:
-    """``message`` with the host's directories replaced by ``.``, ``~`` or ``<python>`` (a tool's error
-    travels into the sandbox and to the model: it need not say where the notebook lives or who runs it)."""
-    for path, name in _host_roots():
-        if path in message:
-            message = re.sub(re.escape(path) + r"(?=[/\s'\"):,]|$)", name, message)
-    return message
 
 
 @dataclass
