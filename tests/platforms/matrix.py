@@ -36,6 +36,8 @@ SUBSET = [
     "tests/security/test_attacks_filesystem.py::test_tamper_with_host_files",
     "tests/security/test_attacks_network.py::test_tcp_to_a_host_loopback_listener",
     "tests/security/test_attacks_network.py::test_ssh_agent_socket",
+    "tests/security/test_attacks_unix_sockets.py::test_private_socket_of_the_same_user",
+    "tests/security/test_attacks_unix_sockets.py::test_tools_work_from_threads_and_event_loops",
     "tests/security/test_attacks_process.py::test_kill_host_processes",
     "tests/security/test_attacks_process.py::test_privileges_and_identity",
     "tests/security/test_attacks_resources.py::test_fork_bomb_then_a_working_call_at_once",
@@ -46,6 +48,7 @@ ATTACK_FILES = [
     "tests/security/test_attacks_network.py",
     "tests/security/test_attacks_process.py",
     "tests/security/test_attacks_resources.py",
+    "tests/security/test_attacks_unix_sockets.py",
     "tests/security/test_host_death.py",
 ]
 
@@ -137,8 +140,9 @@ class Matrix:
             venv = self.base / "debian-venv"
             subprocess.run([DEBIAN_PYTHON, "-m", "venv", str(venv)], check=True, timeout=300)
             deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
+            deps += ["pytest", "numpy", "pandas", "pyarrow"]  # the attack suite's data attacks need the last three
             subprocess.run(
-                [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", *deps, "pytest"],
+                [str(venv / "bin" / "pip"), "install", "-q", "--disable-pip-version-check", *deps],
                 check=True, timeout=900,
             )  # fmt: skip
             self._venv = venv

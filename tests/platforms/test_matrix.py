@@ -24,12 +24,8 @@ ATTACKED = {
     "Docker (no userns) or Ubuntu 24.04, user",
     "VM without userns, root (CAP_SYS_ADMIN)",
 }
-#: Attacks known to succeed in a mode without an explicit opt-in (reported in the README's table).
-KNOWN = {
-    # Landlock (ABI <= 7) does not cover connecting to Unix sockets by path, and there is no mount
-    # namespace to hide them: a socket of the same user is reachable.
-    "Docker (no userns) or Ubuntu 24.04, user": {"test_attacks_network::test_ssh_agent_socket"},
-}
+#: Attacks known to succeed in a mode without an explicit opt-in (reported in the README's table): none.
+KNOWN: dict[str, set[str]] = {}
 
 
 @pytest.fixture(scope="module")

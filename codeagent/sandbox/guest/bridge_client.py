@@ -1,5 +1,8 @@
 """The sandbox's client of the tool bridge: blocking and async requests over the Unix socket, replies matched
 to their requests, errors from the host raised as exceptions of the same name. Standard library and protocol only.
+
+Over ~350 lines because the blocking and the async client share one framing, one error mapping and the pooled
+connections (:mod:`.bridge_pool`); splitting them would spread one protocol over three files.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from codeagent.sandbox.guest.bridge_pool import POOL_SIZE, ConnectionPool, PoolExhausted
 from codeagent.sandbox.protocol import codec
 from codeagent.sandbox.protocol.errors import NAMED_ERRORS
 from codeagent.sandbox.protocol.limits import DEFAULT_MAX_REQUEST_BYTES, GUEST_MAX_REPLY_BYTES, MAX_FRAME_PARTS
@@ -85,6 +89,7 @@ class _SyncConnection:
             raise BridgeError(f"cannot reach the tool bridge: {e}") from None
         self.decoder = codec.FrameDecoder(GUEST_MAX_REPLY_BYTES, MAX_FRAME_PARTS)
         self.ready: list[list[bytearray]] = []
+        self.broken = False
 
     def send(self, buffers: list[codec.Buffer]) -> None:
         if len(buffers) == 1:
@@ -216,6 +221,11 @@ class BridgeClient:
         self._channels: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _AsyncChannel] = (
             weakref.WeakKeyDictionary()
         )
+        self._pool: ConnectionPool[_SyncConnection] | None = None
+
+    def open_pool(self, size: int = POOL_SIZE) -> None:
+        """Open ``size`` connections now and use only those from here on (see :mod:`.bridge_pool`)."""
+        self._pool = ConnectionPool(lambda: _SyncConnection(self.address), size)
 
     def _wire(self, head: bytes, value: Any, what: str) -> list[codec.Buffer]:
         """The request on the wire, after checking it can be sent and is within the size limit."""
@@ -237,12 +247,28 @@ class BridgeClient:
         return codec.wire_buffers(parts)
 
     def _connection(self) -> _SyncConnection:
+        if self._pool is not None:
+            try:
+                return self._pool.take()
+            except PoolExhausted as e:
+                raise BridgeError(str(e)) from None
         conn: _SyncConnection | None = getattr(self._local, "conn", None)
         if conn is None or conn.pid != os.getpid():
             conn = self._local.conn = _SyncConnection(self.address)
         return conn
 
+    def _done(self, conn: _SyncConnection) -> None:
+        """The call on ``conn`` is over and its stream intact: a pooled connection goes back."""
+        if self._pool is not None and not conn.broken:
+            self._pool.give_back(conn)
+
     def _drop(self, conn: _SyncConnection) -> None:
+        if conn.broken:
+            return
+        conn.broken = True
+        if self._pool is not None:
+            self._pool.lose(conn)
+            return
         conn.close()
         self._local.conn = None
 
@@ -255,6 +281,12 @@ class BridgeClient:
         wire = self._wire(template % (req_id, self._cell()), value, what)
         conn = self._connection()
         ok = codec.ok_head(req_id)
+        try:
+            return self._exchange(conn, wire, req_id, ok)
+        finally:
+            self._done(conn)
+
+    def _exchange(self, conn: _SyncConnection, wire: list[codec.Buffer], req_id: int, ok: bytes) -> Any:
         try:
             try:
                 conn.send(wire)
@@ -284,6 +316,8 @@ class BridgeClient:
 
     async def arequest(self, template: bytes, value: Any, what: str) -> Any:
         """The async form of :meth:`request`: many may be in flight at once on one connection."""
+        if self._pool is not None:  # no connection of its own: a blocking call on a pooled one, in a thread
+            return await asyncio.to_thread(self.request, template, value, what)
         loop = asyncio.get_running_loop()
         req_id = next(self._ids)
         wire = self._wire(template % (req_id, self._cell()), value, what)

@@ -133,6 +133,18 @@ for _f in (search_tools, describe_tool):
     _f.__module__ = "tools"
 
 _client: BridgeClient | None = None
+_lock_at_install = False
+
+
+def _lock_shared_host(client: BridgeClient) -> None:
+    """See :func:`setup`: the client's connections are opened first, then the filter forbids new sockets."""
+    global _lock_at_install
+    if _lock_at_install:
+        from codeagent.sandbox.guest.lockdown import seccomp_filter
+
+        client.open_pool()
+        seccomp_filter.lock_shared_host()
+        _lock_at_install = False
 
 
 def install(
@@ -147,6 +159,7 @@ def install(
     client = _client
     if client is None or (client.address, client._token) != (address, token.encode()):
         client = _client = _new_client(address, token, max_request_bytes)
+        _lock_shared_host(client)
     client.max_request_bytes = max_request_bytes
 
     def set_result(value: Any) -> None:
@@ -205,12 +218,11 @@ class CPUBudgetExceeded(TimeoutError):
 def setup(cpu_seconds: int, lock_metadata: bool = False) -> None:
     """Per-script CPU budget: before each cell the soft RLIMIT_CPU moves to now + ``cpu_seconds``.
 
-    ``lock_metadata``: the sandbox shares the host's file system (no mount namespace); from now on file
-    modes, owners, times and extended attributes cannot be changed (see seccomp_filter.METADATA)."""
-    if lock_metadata:
-        from codeagent.sandbox.guest.lockdown import seccomp_filter
-
-        seccomp_filter.deny_metadata_changes()
+    ``lock_metadata``: the sandbox shares the host's file system (no mount namespace); once :func:`install`
+    has opened the bridge's connections, file modes, owners, times and extended attributes cannot be changed
+    and no socket can be created (see seccomp_filter.lock_shared_host)."""
+    global _lock_at_install
+    _lock_at_install = lock_metadata
     import math
     import resource
     import signal

@@ -6,6 +6,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from codeagent.sandbox.guest.bridge_pool import POOL_SIZE
 from codeagent.sandbox.guest.lockdown import LayerStatus, probe
 from codeagent.sandbox.guest.lockdown.probe import user_namespaces_work
 from codeagent.sandbox.protocol.launch_spec import ALL_LAYERS
@@ -36,7 +37,8 @@ def prefix_reachable_by_others(paths: Sequence[str] | None = None) -> bool:
 
 #: What each layer's absence costs, in one line (shown by --sandbox-info and the final view's warning).
 LOSSES = {
-    "namespaces": "host processes, the network stack and Unix sockets reachable by path are shared",
+    "namespaces": "host processes and the network stack are shared; so that no Unix socket of the host is "
+    "reachable, the script may create no socket at all",
     "mounts": "the host file system is visible (read-only where Landlock allows); /tmp is shared",
     "nproc": "no limit on processes and threads: a fork bomb can slow the machine",
     "pidns": "host processes are listed in /proc",
@@ -120,8 +122,10 @@ def choose_layers(
     if mode == "auto":
         notes.append(f"no namespaces ({status['namespaces'].detail}): Landlock + seccomp fallback")
     notes.append(
-        "namespaces missing: Unix sockets the sandbox uid can reach by path stay connectable "
-        "(Landlock ABI <= 7 does not cover them) and /tmp is shared; file modes, owners, times and "
+        "namespaces missing: the host's Unix sockets would be reachable by path (Landlock ABI <= 7 does not "
+        "cover connect), so once started the sandbox may create no socket (socketpair stays): at most "
+        f"{POOL_SIZE} tool calls are in flight at once, processes a script forks cannot call tools and what "
+        "they print is lost, servers in the script fail; /tmp is shared; file modes, owners, times and "
         "extended attributes cannot be changed at all"
     )
     notes.append(
@@ -141,7 +145,7 @@ def choose_layers(
             )
         notes.append(
             "WARNING the sandbox stays uid 0 (CodeAgent.sandbox_allow_root): root-owned files Landlock allows "
-            "(e.g. /etc/shadow) are readable and root-owned Unix sockets connectable"
+            "(e.g. /etc/shadow, /root) are readable and the per-uid process limit does not bind root"
         )
     return layers, notes
 

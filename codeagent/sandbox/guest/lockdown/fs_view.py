@@ -83,13 +83,29 @@ def build(spec: dict[str, Any]) -> FsView:
 PROC_SYSTEM_FILES = ("meminfo", "cpuinfo", "stat", "loadavg", "uptime", "version", "filesystems", "sys")
 
 
+#: Entries of our own /proc/<pid> that show the host's network namespace (its sockets, abstract names).
+PROC_HOST_VIEWS = ("net", "task")  # task/<tid>/net is the same view
+
+
+def own_proc_entries(rights: int) -> list[tuple[str, int]]:
+    """This process's /proc entries except PROC_HOST_VIEWS (it keeps its pid when it execs the kernel), and
+    except its magic links (``root``, ``cwd``, ``exe``): a rule is made on what a path opens to, which for
+    those is the host's ``/``, the working directory and the interpreter."""
+    base = f"/proc/{os.getpid()}"
+    return [
+        (f"{base}/{e}", rights)
+        for e in sorted(os.listdir(base))
+        if e not in PROC_HOST_VIEWS and not os.path.islink(f"{base}/{e}")
+    ]
+
+
 def landlock_grants(view: FsView, new_root: bool, fresh_proc: bool = True) -> list[tuple[str, int]]:
     """Landlock rules matching the view. ``new_root``: the mount layer built a root holding only this
     view, with its own /tmp and /dev/shm; on the host's tree the shared /tmp and /dev/shm get nothing
     (tempfile then falls back to the working directory). ``fresh_proc``: /proc shows only the sandbox's
-    PID namespace; otherwise only this process's own entry (the kernel's: it keeps this pid) and a few
-    system-wide files of the host's /proc are granted, so other processes' command lines and environments
-    stay unreadable."""
+    PID namespace; otherwise only this process's own entry (the kernel's: it keeps this pid; without its
+    ``net`` view of the host's sockets) and a few system-wide files of the host's /proc are granted, so other
+    processes' command lines and environments stay unreadable."""
     from . import landlock as ll
 
     grants: list[tuple[str, int]] = [("/", ll.READ_DIR)] if new_root else []  # the new root holds no secrets
@@ -98,7 +114,7 @@ def landlock_grants(view: FsView, new_root: bool, fresh_proc: bool = True) -> li
     if fresh_proc:
         grants += [("/proc", ll.READ)]
     else:
-        grants += [(f"/proc/{os.getpid()}", ll.READ), *((f"/proc/{n}", ll.READ) for n in PROC_SYSTEM_FILES)]
+        grants += [*own_proc_entries(ll.READ), *((f"/proc/{n}", ll.READ) for n in PROC_SYSTEM_FILES)]
     grants += [("/sys/devices/system/cpu", ll.READ), ("/dev", ll.READ_DIR)]
     grants += [(f"/dev/{name}", ll.DEVICE_RW if w else ll.READ_FILE) for name, w in DEVICES.items()]
     if new_root:

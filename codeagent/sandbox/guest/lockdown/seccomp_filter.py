@@ -80,12 +80,16 @@ def install(shared_pids: bool = False) -> None:
     f.load()
 
 
-def deny_metadata_changes() -> None:
-    """A second filter, loaded by the kernel once it has started (ipykernel itself copies files with their
-    modes) and before any script runs, on every thread (TSYNC): refuse the METADATA syscalls."""
+def lock_shared_host() -> None:
+    """A second filter for a sandbox that shares the host's file system (no mount namespace), loaded by the
+    kernel once it has started (ipykernel itself copies files with their modes) and its connections to the
+    tool bridge are open, before any script runs, on every thread (TSYNC): refuse the METADATA syscalls, and
+    ``socket()`` of any family (the first filter left only AF_UNIX), so no Unix socket of the host can be
+    reached by its path or abstract name (Landlock ABI < 8 does not cover connect(); its abstract-socket scope
+    none of the path ones). ``socketpair()`` stays: it reaches nothing outside (asyncio's self-pipe)."""
     sc = load_library()
     f = sc.SyscallFilter(sc.ALLOW)
     f.set_attr(_TSYNC_ATTR, 1)
-    for name in METADATA:
+    for name in (*METADATA, "socket"):
         _rule(f, sc, sc.ERRNO(errno.EPERM), name)
     f.load()
