@@ -110,6 +110,8 @@ class CodeAgentResult:
     stopped_by: str | None = None  # the limit that stopped the call (status "budget"), e.g. "--max-tool-calls 3"
     sandbox_warning: str = ""  # shown on every run in a weaker mode than full
     sections: list[str] = field(default_factory=list)  # sections of the final view opened when it is shown
+    #: Notebook variables copied into the sandbox for this call, with why ("--data", "@df", "named in the question")
+    handed_over: dict[str, str] = field(default_factory=dict)
 
     @property
     def tool_calls(self) -> list[ToolCallRecord]:

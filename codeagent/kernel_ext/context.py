@@ -64,19 +64,19 @@ def _column_names(columns: Iterable[Any]) -> str:
     return shown + ", …" if len(names) > MAX_COLUMNS else shown
 
 
-def notebook_context(
+def listed_variables(
     namespace: Mapping[str, Any], exclude: Container[str] = (), max_variables: int = MAX_VARIABLES
-) -> str:
-    """The system-prompt section listing the notebook's data variables (at most ``max_variables`` lines).
+) -> tuple[list[tuple[str, str]], int]:
+    """The data variables the context lists, as ``(name, description)``, and how many more it leaves out.
 
     ``exclude``: names not to list (hidden IPython names, tools, variables already handed to the sandbox).
     """
-    lines: list[str] = []
+    listed: list[tuple[str, str]] = []
     more = 0
     for name, value in list(namespace.items()):
         if name.startswith("_") or name in exclude or not is_data(value):
             continue
-        if len(lines) >= max_variables:
+        if len(listed) >= max_variables:
             more += 1
             continue
         try:
@@ -84,9 +84,18 @@ def notebook_context(
         except Exception:  # a half-built or exotic object: leave it out rather than break the call
             continue
         if text is not None:
-            lines.append(f"- `{name}`: {text}")
-    if not lines:
+            listed.append((name, text))
+    return listed, more
+
+
+def notebook_context(
+    namespace: Mapping[str, Any], exclude: Container[str] = (), max_variables: int = MAX_VARIABLES
+) -> str:
+    """The system-prompt section listing the notebook's data variables (at most ``max_variables`` lines)."""
+    listed, more = listed_variables(namespace, exclude, max_variables)
+    if not listed:
         return ""
+    lines = [f"- `{name}`: {text}" for name, text in listed]
     if more:
         lines.append(f"- … and {more} more")
     return HEADER + "\n\n" + "\n".join(lines)

@@ -56,12 +56,24 @@ def lookup(names: Iterable[str], namespace: Mapping[str, Any]) -> dict[str, Any]
 # -- what the model sees ---------------------------------------------------------------------------------
 
 
-def describe_variables(names: Iterable[str], namespace: Mapping[str, Any], sample: int = 0) -> str:
-    """The system-prompt section for these variables: schema only, plus ``sample`` rows each when asked."""
+def describe_variables(
+    names: Iterable[str], namespace: Mapping[str, Any], sample: int = 0, notes: Mapping[str, str] | None = None
+) -> str:
+    """The system-prompt section for these variables: schema only, plus ``sample`` rows each when asked.
+
+    ``notes``: a few words after a variable's first line (why it was handed over, when the user did not say).
+    """
     values = lookup(list(names), namespace)
     if not values:
         return ""
-    blocks = [describe_variable(name, value, sample) for name, value in values.items()]
+    blocks = []
+    for name, value in values.items():
+        block = describe_variable(name, value, sample)
+        note = (notes or {}).get(name)
+        if note:
+            first, _, rest = block.partition("\n")
+            block = f"{first} ({note})" + (f"\n{rest}" if rest else "")
+        blocks.append(block)
     return HEADER + "\n\n" + "\n".join(blocks)
 
 
@@ -179,10 +191,12 @@ def hand_over(
     namespace: Mapping[str, Any],
     sample: int = 0,
     reserved: Iterable[str] = (),
+    notes: Mapping[str, str] | None = None,
 ) -> str:
     """Send ``names`` from ``namespace`` into the sandbox; returns the system-prompt section describing them.
 
-    ``reserved`` are names the sandbox defines itself (the tools): a variable may not take one.
+    ``reserved`` are names the sandbox defines itself (the tools): a variable may not take one. ``notes``: see
+    :func:`describe_variables`.
     """
     names = list(names)
     if sample < 0:
@@ -191,6 +205,6 @@ def hand_over(
     if taken:
         raise DataError(f"--data {', '.join(taken)}: the sandbox already has a tool or function of that name")
     values = lookup(names, namespace)
-    section = describe_variables(names, namespace, sample)
+    section = describe_variables(names, namespace, sample, notes)
     send_variables(sandbox, values)
     return section

@@ -31,8 +31,9 @@ from codeagent.agent.profiles import PROFILE_NAMES, choose_profile
 from codeagent.agent.trace import CodeAgentResult, TraceEvent
 from codeagent.kernel_ext.asking import NotebookAsker
 from codeagent.kernel_ext.context import notebook_context
-from codeagent.kernel_ext.data import DataError, hand_over, parse_names
+from codeagent.kernel_ext.data import DataError, parse_names
 from codeagent.kernel_ext.expand import UnresolvedName, expand_option, expand_prompt
+from codeagent.kernel_ext.handover import hand_over_all, named_in_question, reasons
 from codeagent.kernel_ext.mentions import take_mentions
 from codeagent.kernel_ext.options import UnknownOption, show_defaults_in_help, split_options
 from codeagent.kernel_ext.session import Session
@@ -131,6 +132,12 @@ class CodeAgent(Magics, Configurable):
         "names",
         help="names: tell the model the names, types and shapes of the notebook's DataFrames, arrays, Series and "
         "tables (never values); off: nothing.",
+    ).tag(config=True)
+    implicit_mentions = Bool(
+        True,
+        help="With notebook_context 'names': a DataFrame, Series, array or table the question names by a bare "
+        "word (sales; sales_df or df_sales for the word 'sales') is handed to the sandbox like @sales (schema, "
+        "not rows). False: only @name and --data hand data over.",
     ).tag(config=True)
 
     confirm = Bool(False, help="Show each script and ask before it runs (like --confirm).").tag(config=True)
@@ -327,6 +334,7 @@ class CodeAgent(Magics, Configurable):
             raise UsageError("%codeagent needs a question, e.g. %codeagent How many rows are in df?")
         namespace: dict[str, Any] = self.shell.user_ns if self.shell else {}
         prompt, mentioned = take_mentions(prompt, namespace, reserved=self._tool_names())
+        named = self._named_in_question(prompt)  # before {name} expansion: only the user's own words count
         prompt = expand_prompt(prompt, namespace)
         if args.max_steps is not None and args.max_steps < 1:
             raise UsageError("--max-steps must be at least 1")
@@ -353,15 +361,14 @@ class CodeAgent(Magics, Configurable):
         except (MissingAPIKey, CassetteError) as e:
             raise UsageError(str(e)) from None
 
-        handed = self._data_names(args, mentioned)
         try:
-            data_section = self._hand_over_data(args, handed, policy)
+            data_section, handed = self._hand_over_data(args, reasons(self._data_names(args), mentioned, named), policy)
         except UsageError as e:
-            named = [n for n in mentioned if f" {n}:" in str(e)]
-            if not named:
+            culprits = [n for n in mentioned if f" {n}:" in str(e)]
+            if not culprits:
                 raise
-            raise UsageError(f"{e} (mentioned as @{named[0]}; write @@{named[0]} for a literal @)") from None
-        context = self._notebook_context(handed)
+            raise UsageError(f"{e} (mentioned as @{culprits[0]}; write @@{culprits[0]} for a literal @)") from None
+        context = self._notebook_context(list(handed))
         if context:
             data_section = f"{data_section}\n\n{context}" if data_section else context
         result = self._run_with_display(
@@ -376,6 +383,7 @@ class CodeAgent(Magics, Configurable):
             budget=budget,
         )
         result.sections = sections
+        result.handed_over = handed
         if args.output:
             self._user_ns()[args.output] = result
         if args.cell is not None:
@@ -562,25 +570,30 @@ class CodeAgent(Magics, Configurable):
         # a notebook kernel (ipykernel) has a frontend that may draw widgets; a terminal IPython has none
         return "widget" if getattr(self.shell, "kernel", None) is not None else "text"
 
-    def _data_names(self, args: Any, mentioned: list[str]) -> list[str]:
-        """``--data`` names, then the ``@name`` mentions not among them."""
+    def _data_names(self, args: Any) -> list[str]:
+        """The ``--data`` names."""
         try:
-            names = parse_names(args.data) if args.data else []
+            return parse_names(args.data) if args.data else []
         except DataError as e:
             raise UsageError(str(e)) from None
-        return [*names, *(n for n in mentioned if n not in names)]
 
-    def _hand_over_data(self, args: Any, names: list[str], policy: SandboxPolicy) -> str:
-        """``--data``/``@name``/``--sample``: copy the variables into the sandbox; the prompt section with their
-        schema."""
-        if args.sample is not None and not names:
+    def _named_in_question(self, question: str) -> list[str]:
+        """Data variables the question names by a bare word (``implicit_mentions``; none with the context off)."""
+        if self.notebook_context == "off" or not self.implicit_mentions or self.shell is None:
+            return []
+        return named_in_question(question, self.shell.user_ns, {*self.shell.user_ns_hidden, *self._tool_names()})
+
+    def _hand_over_data(self, args: Any, why: dict[str, str], policy: SandboxPolicy) -> tuple[str, dict[str, str]]:
+        """``--data``/``@name``/named/``--sample``: copy the variables into the sandbox; the prompt section with
+        their schema, and the variables handed over with why."""
+        if args.sample is not None and not why:
             raise UsageError("--sample needs --data (or an @name in the question), e.g. --data df --sample 5")
-        if not names:
-            return ""
+        if not why:
+            return "", {}
         try:
-            return hand_over(
+            return hand_over_all(
                 self.session.sandbox(policy),
-                names,
+                why,
                 self._user_ns(),
                 sample=args.sample or 0,
                 reserved=[t.name for t in self.session.registry],

@@ -155,6 +155,8 @@ def render_html(result: CodeAgentResult, open_sections: Iterable[str] = ()) -> s
         parts.append(f"<div style='color:#cf222e;margin:4px 0'>⚠ {_esc(UNSANDBOXED_WARNING)}</div>")
     elif result.sandbox_warning and result.scripts:
         parts.append(f"<div style='color:#9a6700;margin:4px 0'>⚠ {_esc(result.sandbox_warning)}</div>")
+    if result.handed_over:
+        parts.append(f"<div style='font-size:12px;color:#57606a;margin:2px 0'>{_esc(handed_over_text(result))}</div>")
     if result.error:
         parts.append(f"<div style='color:{colour};margin:4px 0'>{_esc(result.error)}</div>")
     for n, run in enumerate(result.scripts, 1):
@@ -220,6 +222,12 @@ def _usage_rows(result: CodeAgentResult) -> list[tuple[str, str]]:
     ]
 
 
+def handed_over_text(result: CodeAgentResult) -> str:
+    """``Notebook data handed to the sandbox: sales (named in the question), df (--data)``."""
+    shown = ", ".join(f"{name} ({why})" for name, why in result.handed_over.items())
+    return f"Notebook data handed to the sandbox: {shown}"
+
+
 def render_text(result: CodeAgentResult, open_sections: Iterable[str] = ()) -> str:
     """The plain-text view (terminals, text-only frontends): the answer, a one-line summary, then the sections
     named in ``open_sections`` as plain text."""
@@ -231,6 +239,8 @@ def render_text(result: CodeAgentResult, open_sections: Iterable[str] = ()) -> s
     if result.error:
         lines.append(safe_text(f"[{result.status}] {result.error}"))
     lines += [f"WARNING: script {n}: {run.misbehaved}" for n, run in enumerate(result.scripts, 1) if run.misbehaved]
+    if result.handed_over:
+        lines.append(safe_text(handed_over_text(result)))
     if result.answer:
         if result.answer_source in ANSWER_SOURCES:
             lines.append(f"({ANSWER_SOURCES[result.answer_source]})")

@@ -228,7 +228,7 @@ def test_notebook_context_lists_names_and_shapes_never_a_row(
 ) -> None:
     model_server.add_turns(text_turn("ok"))
     with capture_output():
-        shell.run_line_magic("codeagent", "--data df Plot the sales frame")
+        shell.run_line_magic("codeagent", "--data df Plot something")
     body = model_server.message_requests[-1]
     system = system_of(body)
     assert "- `sales`: pandas.DataFrame, 7 rows × 2 columns (region, units)" in system
@@ -241,7 +241,93 @@ def test_notebook_context_lists_names_and_shapes_never_a_row(
     try:
         model_server.add_turns(text_turn("ok"))
         with capture_output():
-            shell.run_line_magic("codeagent", "Plot the sales frame")
+            shell.run_line_magic("codeagent", "Plot something")
         assert "sales" not in system_of(model_server.message_requests[-1])
     finally:
         shell.run_line_magic("config", "CodeAgent.notebook_context = 'names'")
+
+
+# -- a data variable the question names by a bare word is handed over (implicit_mentions) -------------------
+
+PLOT_SALES = """import matplotlib.pyplot as plt
+print(type(sales).__name__, sales.shape, list(sales.columns), int(sales["units"].sum()))
+plt.bar(range(len(sales)), sales["units"])
+plt.title("units")
+plt.show()
+"""
+SEES = "print({n: n in globals() for n in ('sales', 'df', 'weights', 'sales_df', 'odd')})"
+
+
+def test_a_frame_the_question_names_is_handed_over(
+    shell: Any, model_server: MessagesServer, registry: Any, fresh_conversation: None, frames: None
+) -> None:
+    from codeagent.kernel_ext.magic import final_view
+
+    shell.run_line_magic("codeagent", "--reset")
+    model_server.add_turns(code_turn(PLOT_SALES), text_turn("plotted"))
+    with capture_output() as captured:
+        result = shell.run_line_magic("codeagent", "plot the sales frame")
+    assert result.status == "done", result.error
+    assert result.scripts[0].output.startswith("DataFrame (7, 2) ['region', 'units'] 21\n")
+    assert [o for o in captured.outputs if len(o.data.get("image/png", "")) > 1000]  # the chart works
+    assert result.handed_over == {"sales": "named in the question"}
+    system = system_of(model_server.message_requests[-2])
+    assert "- `sales`: pandas.DataFrame, 7 rows × 2 columns (handed over because the question names it)" in system
+    assert "      region: " in system.split("## Data from the notebook")[1]  # the schema
+    assert "- `sales`:" not in system.split("## Other variables in the notebook")[1]  # listed once
+    assert "- `weights`: numpy.ndarray" in system  # not named: only listed
+    assert "SECRETREGION" not in json.dumps(model_server.message_requests)  # schema, never a row
+    view = final_view(result)
+    assert "Notebook data handed to the sandbox: sales (named in the question)" in view["text/plain"]
+    assert "sales (named in the question)" in view["text/html"]
+
+    model_server.add_turns(code_turn(SEES), text_turn("ok"))
+    with capture_output():
+        seen = shell.run_line_magic("codeagent", "--new Which frames does @df go with? Also check weights.")
+    assert seen.handed_over == {"df": "@df", "weights": "named in the question"}
+
+
+def test_a_word_naming_no_variable_or_the_context_off_hands_nothing_over(
+    shell: Any, model_server: MessagesServer, registry: Any, fresh_conversation: None, frames: None
+) -> None:
+    shell.user_ns["odd"] = pd.DataFrame({"thing": [object(), object()]})  # cannot travel: left out, call goes on
+    shell.user_ns["sales_df"] = pd.DataFrame({"x": [1]})
+    try:
+        for question, config in (
+            ("plot the revenue frame, mail ana@sales.io about sales.csv and {{sales}}", None),
+            ("plot the odd frame", None),
+            ("plot the sales frame", "CodeAgent.notebook_context = 'off'"),
+            ("plot the sales frame", "CodeAgent.implicit_mentions = False"),
+        ):
+            shell.run_line_magic("codeagent", "--reset")
+            if config:
+                shell.run_line_magic("config", config)
+            try:
+                model_server.add_turns(code_turn(SEES), text_turn("ok"))
+                with capture_output():
+                    result = shell.run_line_magic("codeagent", question)
+            finally:
+                shell.run_line_magic("config", "CodeAgent.notebook_context = 'names'")
+                shell.run_line_magic("config", "CodeAgent.implicit_mentions = True")
+            assert result.status == "done", (question, result.error)
+            assert result.handed_over == {}, question
+            assert "## Data from the notebook" not in system_of(model_server.message_requests[-2]), question
+            assert "True" not in result.scripts[0].output, (question, result.scripts[0].output)
+    finally:
+        shell.user_ns.pop("odd", None)
+        shell.user_ns.pop("sales_df", None)
+
+
+def test_sales_df_is_named_by_the_word_sales(
+    shell: Any, model_server: MessagesServer, registry: Any, fresh_conversation: None, frames: None
+) -> None:
+    shell.user_ns["sales_df"] = shell.user_ns.pop("sales")
+    try:
+        shell.run_line_magic("codeagent", "--reset")
+        model_server.add_turns(code_turn(SEES), text_turn("ok"))
+        with capture_output():
+            result = shell.run_line_magic("codeagent", "Plot Sales by region")
+        assert result.handed_over == {"sales_df": "named in the question"}
+        assert "'sales_df': True" in result.scripts[0].output and "'sales': False" in result.scripts[0].output
+    finally:
+        shell.user_ns["sales"] = shell.user_ns.pop("sales_df")

@@ -247,3 +247,23 @@ def test_sandbox_exceptions_and_approvals() -> None:
     assert "except (PermissionError, RuntimeError, Exception) as e:" in source
     assert "# No approval is asked for double here: running this cell is your approval." in source
     assert run(source, {"double": double}) == "4\n"
+
+
+def test_bare_words_name_data_variables() -> None:
+    from codeagent.kernel_ext.handover import named_in_question
+    from codeagent.kernel_ext.mentions import named_variables
+
+    names = ["sales", "weights", "df_orders", "orders_df", "a", "data", "Prices"]
+    assert named_variables("plot the sales frame", names) == ["sales"]
+    assert named_variables("Compare orders with prices. Sales!", names) == ["df_orders", "orders_df", "Prices", "sales"]
+    assert named_variables("plot orders_df", names) == ["orders_df"]  # the exact name wins over the affixed forms
+    quiet = "mail ana@sales.io, load sales.csv, {sales}, @sales, plot a histogram of the data"
+    assert named_variables(quiet, names) == []
+    namespace = {
+        "sales_df": pd.DataFrame({"x": [1]}),
+        "sales_total": 3,  # not data: never handed over implicitly
+        "_sales": pd.DataFrame(),
+        "salesy": np.zeros(2),
+    }
+    assert named_in_question("sales and sales_total", namespace) == ["sales_df"]
+    assert named_in_question("sales", namespace, exclude={"sales_df"}) == []
