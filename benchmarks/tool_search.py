@@ -5,8 +5,11 @@ costs with many tools.
 
 The catalog (``benchmarks/data/tool_catalog.json``, 1,050 tools of ten fictional SaaS APIs with overlapping
 vocabularies) becomes real MCP tool objects, as a server's listing would (stubs, namespaces, TypedDict
-returns). Each query of ``tool_queries.json`` names its intended tool without repeating the tool's name;
-recall@k is the share of queries whose tool is among the first k results. The first request's tokens are
+returns). Each query names its intended tool without repeating the tool's name; recall@k is the share of
+queries whose tool is among the first k results. Two query sets: ``tool_queries.json``, the tuning set (the
+index's weights and verb list were chosen on it, so its figure is optimistic), and
+``tool_queries_heldout.json``, written with other phrasings and another seed before any tuning and never tuned
+on: its figure is the honest one. Misses are printed for the tuning set only. The first request's tokens are
 counted from the system prompt and the tool definitions as sent (4 characters per token), for 10 to 10,000
 tools (the catalog repeated under more server names past 1,050), with the default budget of 1,500 tokens of
 stubs, against listing every stub.
@@ -86,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     entries = json.loads((DATA / "tool_catalog.json").read_text())
     queries = json.loads((DATA / "tool_queries.json").read_text())
+    heldout = json.loads((DATA / "tool_queries_heldout.json").read_text())
     tools = catalog_tools(entries)
 
     builds = []
@@ -94,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
         index = ToolIndex(tools)
         builds.append(time.perf_counter() - started)
     r1, r5, times, misses = recall(index, queries)
+    h1, h5, heldout_times, heldout_misses = recall(index, heldout)
     big = catalog_tools(entries, copies=10)
     started = time.perf_counter()
     big_index = ToolIndex(big)
@@ -110,8 +115,11 @@ def main(argv: list[str] | None = None) -> int:
         "queries": len(queries),
         "recall_at_1": round(r1, 4),
         "recall_at_5": round(r5, 4),
+        "heldout_queries": len(heldout),
+        "heldout_recall_at_1": round(h1, 4),
+        "heldout_recall_at_5": round(h5, 4),
         "index_build_ms_median": round(statistics.median(builds) * 1000, 2),
-        "query_ms_median": round(statistics.median(times) * 1000, 3),
+        "query_ms_median": round(statistics.median(times + heldout_times) * 1000, 3),
         "index_build_ms_10k": round(big_build * 1000, 1),
         "query_ms_median_10k": round(statistics.median(big_times[0]) * 1000, 3),
         "first_request_tokens": [
@@ -120,8 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         "misses": misses,
     }
     lines = [
-        f"tool search over {len(tools):,} tools, {len(queries)} queries (SQLite FTS5 BM25)",
-        f"  recall@1 {r1:.3f}   recall@5 {r5:.3f}   (target ≥ 0.95 at 5)",
+        f"tool search over {len(tools):,} tools (SQLite FTS5 BM25); target recall@5 ≥ 0.95",
+        f"  held-out, {len(heldout)} queries:  recall@1 {h1:.3f}   recall@5 {h5:.3f}   "
+        f"({len(heldout_misses)} misses at 5)",
+        f"  tuning,   {len(queries)} queries:  recall@1 {r1:.3f}   recall@5 {r5:.3f}   (in-sample, optimistic)",
         f"  index build {result['index_build_ms_median']} ms (median of 5); "
         f"query {result['query_ms_median']} ms median",
         f"  10,500 tools: index build {result['index_build_ms_10k']} ms; "
@@ -132,7 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         *[f"| {n:,} | {s:,} | {a:,} | {100 * (1 - s / a):.1f}% |" for n, s, a in rows],
     ]
     if misses:
-        lines += ["", f"misses at 5 ({len(misses)}):", *[f"  {m}" for m in misses[:20]]]
+        lines += ["", f"tuning-set misses at 5 ({len(misses)}):", *[f"  {m}" for m in misses[:20]]]
     print("\n".join(lines))
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "tool_search.json").write_text(json.dumps(result, indent=1) + "\n")

@@ -364,6 +364,75 @@ SPECIAL_QUERIES = {
 }
 
 
+# A held-out set, written before any tuning on the set above and never used to tune: other phrasings of every
+# action, other hand-written requests for the special tools, another seed.
+HELDOUT_TEMPLATES: dict[str, list[str]] = {
+    "list": ["what {rs_q} are in {svc} right now", "give me an overview of the {rs_q} in {svc}"],
+    "get": ["pull up {r_q} number 4711 in {svc}", "open the record of a particular {r_q} in {svc}"],
+    "create": ["register another {r_q} in {svc}", "I need to enter a brand-new {r_q} into {svc}"],
+    "update": ["correct the details on a {r_q} in {svc}", "modify one {r_q} stored in {svc}"],
+    "delete": ["erase a {r_q} from {svc} completely", "wipe out a {r_q} in {svc}, no undo"],
+    "search": ["which {rs_q} in {svc} contain the word 'urgent'", "look for {rs_q} in {svc} matching some text"],
+    "archive": ["put a {r_q} of {svc} out of sight but keep it around", "retire an inactive {r_q} in {svc}"],
+    "export": ["save the {rs_q} of {svc} to a csv file", "back up all {rs_q} from {svc} as a file"],
+    "count": ["what is the number of {rs_q} in {svc}", "tally the {rs_q} that {svc} holds"],
+    "history": ["who edited this {r_q} in {svc} last", "see past changes made to a {r_q} in {svc}"],
+}
+
+HELDOUT_SPECIAL_QUERIES = {
+    "send_invoice": "mail the customer a pdf of what they owe us with a link to pay",
+    "void_invoice": "the bill we issued was a mistake, nullify it",
+    "refund_payment": "reimburse the card charge from last week",
+    "mark_invoice_paid": "the client paid the bill by wire, note it as settled",
+    "get_aging_report": "overdue receivables bucketed by days late",
+    "escalate_ticket": "this support case needs a manager, raise its priority",
+    "merge_tickets": "two support requests are the same problem, fold them together",
+    "assign_ticket": "give this support case to Dana in tier 2",
+    "reply_to_ticket": "write back to the customer on their support case",
+    "apply_macro": "run the canned response on this case",
+    "merge_contacts": "dedupe these two people in the CRM",
+    "move_deal_stage": "advance the opportunity to the proposal step of its funnel",
+    "mark_deal_won": "the customer signed, record the opportunity as a win",
+    "mark_deal_lost": "we lost the opportunity to a competitor, note why",
+    "convert_lead": "promote the inbound inquiry to a real contact with a company and opportunity",
+    "rollback_deployment": "the new release broke prod, revert to the last good version",
+    "retry_build": "run the failed CI job again on the same commit",
+    "cancel_build": "stop the CI run that is in progress",
+    "promote_deployment": "move the release that passed staging on to production",
+    "get_build_logs": "print the log lines of that CI run",
+    "approve_time_off_request": "grant Ahmed's leave request for next week",
+    "terminate_employee": "end the employment of a staff member and revoke their access",
+    "run_payroll": "calculate and pay the salaries for this pay period",
+    "get_org_chart": "show the reporting lines of the whole organisation",
+    "get_leave_balance": "how much vacation does Lisa still have",
+    "post_message": "write 'deploy done' in the #ops chat room",
+    "invite_user_to_channel": "bring Omar into the #sales chat room",
+    "set_channel_topic": "put 'release week' as the headline of the #eng chat room",
+    "schedule_message": "queue a chat post to go out on Monday at 8",
+    "set_user_status": "mark me as 'out sick' in team chat",
+    "fulfill_order": "mark the purchase as shipped with its tracking code",
+    "cancel_order": "call off order 1001 and put the items back in stock",
+    "adjust_inventory": "correct the stock of a SKU after the warehouse count",
+    "apply_discount_code": "use the voucher WINTER5 on the shopper's basket",
+    "get_best_sellers": "top products by units sold this month",
+    "find_free_slot": "a time when the whole team is available for an hour",
+    "book_room": "reserve the big meeting room for Monday at 10",
+    "reschedule_event": "push the standup meeting to 11 and let the attendees know",
+    "respond_to_invite": "accept the meeting invitation from Joe",
+    "cancel_event": "scrap Friday's meeting and notify everyone invited",
+    "run_query": "execute a custom SQL-like query over the events we track",
+    "get_retention": "how many users from the January signup cohort still use the product",
+    "get_funnel_conversion": "conversion rate from the pricing page to paid, step by step",
+    "get_active_users": "daily active users for the last 30 days",
+    "share_dashboard": "make the growth board of charts public with a link",
+    "upload_document": "add this scanned file to the invoices folder in document storage",
+    "share_document": "give Kim comment access to the plan doc",
+    "restore_version": "revert the handbook doc to an earlier revision",
+    "move_document": "relocate the memo doc into the archive directory",
+    "empty_trash": "purge the deleted files in the recycle bin",
+}
+
+
 def words(name: str) -> str:
     return name.replace("_", " ")
 
@@ -379,14 +448,17 @@ def tool_entry(service: str, name: str, description: str, fields: list[str], ret
     }
 
 
-def build() -> tuple[list[dict], list[dict]]:
-    rng = random.Random(14)
+def build(heldout: bool = False) -> tuple[list[dict], list[dict]]:
+    """The catalog and its tuning queries, or (``heldout``) the same catalog and the held-out queries."""
+    rng = random.Random(1414 if heldout else 14)
+    special_queries = HELDOUT_SPECIAL_QUERIES if heldout else SPECIAL_QUERIES
     tools: list[dict] = []
     queries: list[dict] = []
     for service, (product, resources) in SERVICES.items():
         for res, (plural, synonyms, fields) in resources.items():
             syn = ", ".join(synonyms)
             for action, (pattern, template, query_templates) in ACTIONS.items():
+                query_templates = HELDOUT_TEMPLATES[action] if heldout else query_templates
                 name = pattern.format(res=res, plural=plural)
                 description = template.format(r=words(res), rs=words(plural), syn=syn) + f" {product.capitalize()}."
                 args = ["id", *fields] if action in ("get", "update", "delete", "archive", "history") else fields
@@ -401,7 +473,7 @@ def build() -> tuple[list[dict], list[dict]]:
                     queries.append({"query": text, "tool": f"{service}.{name}"})
         for name, description in SPECIAL[service]:
             tools.append(tool_entry(service, name, description + f" {product.capitalize()}.", ["id"], ["id", "status"]))
-            queries.append({"query": SPECIAL_QUERIES[name], "tool": f"{service}.{name}"})
+            queries.append({"query": special_queries[name], "tool": f"{service}.{name}"})
     for q in queries:
         name = q["tool"].split(".", 1)[1]
         assert name not in q["query"] and words(name) not in q["query"].lower(), q
@@ -412,4 +484,6 @@ if __name__ == "__main__":
     tools, queries = build()
     (HERE / "tool_catalog.json").write_text(json.dumps(tools, indent=1) + "\n")
     (HERE / "tool_queries.json").write_text(json.dumps(queries, indent=1) + "\n")
-    print(f"{len(tools)} tools, {len(queries)} queries")
+    _, heldout = build(heldout=True)
+    (HERE / "tool_queries_heldout.json").write_text(json.dumps(heldout, indent=1) + "\n")
+    print(f"{len(tools)} tools, {len(queries)} tuning queries, {len(heldout)} held-out queries")

@@ -105,15 +105,23 @@ def tool_stubs(tools: Iterable[Tool]) -> str:
     return render_tools(tools) if tools else "# (no tools are registered: plain Python only)"
 
 
-def source_lines(tools: list[Any], name_chars: int) -> str:
-    """One line per source with its tool count, and the tool names while they fit in ``name_chars``."""
+#: At most this many sources get a line of their own in the search-mode prompt (the largest first).
+MAX_LISTED_SOURCES = 20
+
+
+def source_lines(tools: list[Any], name_chars: int, max_sources: int = MAX_LISTED_SOURCES) -> str:
+    """One line per source with its tool count, and the tool names while they fit in ``name_chars``; past
+    ``max_sources`` sources the smallest ones are summed up in one line (``search_tools`` finds their tools)."""
     groups: dict[str, list[str]] = {}
     for t in tools:
         namespace = getattr(t, "namespace", "")
         groups.setdefault(namespace, []).append(getattr(t, "attr", t.name))
+    ordered = list(groups.items())
+    if len(ordered) > max_sources:  # the @tool functions first, then the servers with the most tools
+        ordered.sort(key=lambda item: (item[0] != "", -len(item[1])))
     lines = []
     budget = name_chars
-    for namespace, names in groups.items():
+    for namespace, names in ordered[:max_sources]:
         where = f"`{namespace}` (an MCP server; call as `{namespace}.<name>(...)`)" if namespace else "functions"
         line = f"- {where}: {len(names)} tool{'s' if len(names) != 1 else ''}"
         listed = ", ".join(names)
@@ -121,6 +129,10 @@ def source_lines(tools: list[Any], name_chars: int) -> str:
             line += f": {listed}"
             budget -= len(listed)
         lines.append(line)
+    rest = ordered[max_sources:]
+    if rest:
+        count = sum(len(names) for _, names in rest)
+        lines.append(f"- and {len(rest)} more MCP servers with {count} tools: find them with `search_tools`")
     return "\n".join(lines)
 
 
