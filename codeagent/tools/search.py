@@ -1,20 +1,29 @@
-"""Tool search on the host: a BM25 index (SQLite FTS5, standard library) over every tool of every source.
+"""Tool search on the host: a BM25 index (SQLite FTS5, standard library) over every tool of every source,
+fused (reciprocal rank fusion) with the ranking of a small sentence-embedding model when it is installed.
 
 Indexed per tool, in weighted columns: the name split on case and underscores, the source (MCP server) name,
 the description, argument names and descriptions, output field names. Queries are reduced to plain words (so
 nothing in a query is FTS syntax), and everyday verbs gain the verb tool names use ("get rid of" → delete).
+The embeddings (``codeagent.tools.embedding``) catch paraphrases that share no word with the tool.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import sqlite3
 import threading
 from collections.abc import Iterable
 from typing import Any
 
-#: Column weights for FTS5's bm25(): name, source, description, arguments, outputs (benchmarks/tool_search.py).
+from codeagent.tools.embedding import embedder
+
+#: Column weights for FTS5's bm25(): name, source, description, arguments, outputs (chosen on the tuning
+#: queries of benchmarks/tool_search.py, never on its held-out ones).
 WEIGHTS = (3.0, 3.0, 1.5, 0.2, 0.2)
+#: Reciprocal rank fusion: each ranking adds 1 / (RRF_K + rank); both rankings are cut at DEPTH.
+RRF_K = 10
+DEPTH = 50
 _WORD = re.compile(r"[A-Za-z][a-z]*|[A-Z]+(?![a-z])|\d+")
 STOPWORDS = frozenset(
     {
@@ -82,6 +91,7 @@ STOPWORDS = frozenset(
 #: Everyday verbs for what API tool names say with a handful of verbs (added to the query, never replacing it).
 VERB_SYNONYMS = {
     "add": "create",
+    "set up": "create",
     "new": "create",
     "fresh": "create",
     "make": "create",
@@ -137,9 +147,8 @@ def _fields(tool: Any) -> tuple[str, str, str, str, str]:
             args.append(prop["description"][:300])
     output = getattr(tool, "output_schema", None) or {}
     outputs = [" ".join(words(str(k))) for k in (output.get("properties") or {})] if isinstance(output, dict) else []
-    returns = getattr(tool, "returns", "")
-    if returns:
-        outputs.append(" ".join(words(returns)))
+    # Output field names only: a return type's name says nothing new, and one TypedDict shared by a
+    # resource's tools (``ListInvoicesResult``) put "list" into every tool and made the word worthless.
     return (
         " ".join(words(name) + words(remote)),
         " ".join(words(source)),
@@ -149,10 +158,18 @@ def _fields(tool: Any) -> tuple[str, str, str, str, str]:
     )
 
 
-class ToolIndex:
-    """Ranked search over tools; ``search(query, k)`` returns the best ``k`` tools, best first."""
+def _embedding_text(tool: Any) -> str:
+    name = getattr(tool, "attr", None) or tool.name
+    source = getattr(tool, "server", "") or getattr(tool, "namespace", "")
+    return f"{' '.join(words(name))} {source}. {getattr(tool, 'description', '') or ''}"
 
-    def __init__(self, tools: Iterable[Any]) -> None:
+
+class ToolIndex:
+    """Ranked search over tools; ``search(query, k)`` returns the best ``k`` tools, best first.
+
+    ``semantic=False`` (or no embedding model installed) ranks by BM25 alone."""
+
+    def __init__(self, tools: Iterable[Any], semantic: bool = True) -> None:
         self.tools = list(tools)
         self._lock = threading.Lock()
         self._db = sqlite3.connect(":memory:", check_same_thread=False)
@@ -165,20 +182,50 @@ class ToolIndex:
             [(i, *_fields(t)) for i, t in enumerate(self.tools)],
         )
         self._db.commit()
+        self._model = embedder() if semantic and self.tools else None
+        self._vectors = self._model.embed([_embedding_text(t) for t in self.tools], norm=True) if self._model else None
 
-    def search(self, query: str, k: int = 5) -> list[Any]:
-        plain = [w for w in words(query) if w not in STOPWORDS] or words(query)
-        terms = list(dict.fromkeys(plain + [VERB_SYNONYMS[w] for w in plain if w in VERB_SYNONYMS]))
-        if not terms or k < 1:
+    @property
+    def ranking(self) -> str:
+        return "BM25 + embeddings (reciprocal rank fusion)" if self._model is not None else "BM25"
+
+    def search(self, query: str, k: int = 5, weights: tuple[float, ...] = WEIGHTS) -> list[Any]:
+        if k < 1:
+            return []
+        lexical = self._bm25(query, max(k, DEPTH) if self._model is not None else k, weights)
+        if self._model is None:
+            return [self.tools[i] for i in lexical]
+        scores: dict[int, float] = {}
+        for ranked in (lexical, self._nearest(query, max(k, DEPTH))):
+            for rank, i in enumerate(ranked):
+                scores[i] = scores.get(i, 0.0) + 1.0 / (RRF_K + rank)
+        best = sorted(scores, key=lambda i: (-scores[i], i))[:k]
+        return [self.tools[i] for i in best]
+
+    def _bm25(self, query: str, limit: int, weights: tuple[float, ...]) -> list[int]:
+        every = words(query)
+        plain = [w for w in every if w not in STOPWORDS] or every
+        pairs = [f"{a} {b}" for a, b in itertools.pairwise(every)]
+        verbs = [VERB_SYNONYMS[w] for w in every + pairs if w in VERB_SYNONYMS]
+        terms = list(dict.fromkeys(plain + verbs))
+        if not terms:
             return []
         match = " OR ".join(f'"{t}"' for t in terms[:32])
-        weights = ", ".join(str(w) for w in WEIGHTS)
+        columns = ", ".join(str(float(w)) for w in weights)
         with self._lock:
             rows = self._db.execute(
-                f"SELECT rowid FROM tools WHERE tools MATCH ? ORDER BY bm25(tools, {weights}) LIMIT ?",
-                (match, int(k)),
+                f"SELECT rowid FROM tools WHERE tools MATCH ? ORDER BY bm25(tools, {columns}) LIMIT ?",
+                (match, int(limit)),
             ).fetchall()
-        return [self.tools[row[0]] for row in rows]
+        return [row[0] for row in rows]
+
+    def _nearest(self, query: str, limit: int) -> list[int]:
+        if not query.strip() or self._model is None or self._vectors is None:
+            return []
+        similarity = self._vectors @ self._model.embed([query[:2000]], norm=True)[0]
+        limit = min(limit, len(similarity))
+        top = similarity.argpartition(-limit)[-limit:]
+        return [int(i) for i in top[similarity[top].argsort()[::-1]]]
 
     def __len__(self) -> int:
         return len(self.tools)

@@ -47,7 +47,7 @@ def test_search_mode_prompt_and_search_tools_in_a_script(
         result = shell.run_line_magic("codeagent", "what time is it?")
     assert result.status == "done", result.error
     assert result.answer.splitlines() == [
-        "# 2 tool(s) for 'what time is it now in some timezone', best first; all are callable as shown.",
+        "# 3 tool(s) for 'what time is it now in some timezone', best first; all are callable as shown.",
         "True",
         "UTC",
         "def ledger_entry_17(account: str, month: str, limit: int = 100) -> list[dict]:",
