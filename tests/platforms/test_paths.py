@@ -50,3 +50,54 @@ def test_venv_in_tmp_with_tmp_as_working_directory(venv_in_tmp: Path) -> None:
     assert done.stdout.strip().endswith("42"), done.stdout
     if sys.platform.startswith("linux") and os.geteuid() == 0:
         assert "uid 0 " not in done.stdout, "the sandbox kept uid 0"
+
+
+def test_a_0700_directory_above_what_the_sandbox_reads_is_found() -> None:
+    """Without namespaces a root host's sandbox uid must traverse every directory above the prefix and the
+    package: the first closed one is named (not just /root), with a remedy that fits it."""
+    from codeagent.sandbox.host.layers import closed_directories, closed_remedy
+
+    closed = Path(tempfile.mkdtemp(prefix="ca-closed-", dir="/tmp"))  # 0700, like mktemp -d
+    try:
+        (closed / "venv" / "lib").mkdir(parents=True)
+        found = closed_directories(["/usr/lib", str(closed / "venv"), str(closed / "venv" / "lib")])
+        assert found == [(str(closed), str(closed / "venv"))]
+        assert f"chmod o+x {closed}" in closed_remedy(found)
+        closed.chmod(0o711)
+        assert closed_directories(["/usr/lib", str(closed / "venv")]) == []
+        both = closed_remedy([("/root", "/root/.pyenv/versions/3.11.9"), *found])
+        assert "outside /root" in both and f"chmod o+x {closed} " in both
+    finally:
+        shutil.rmtree(closed)
+
+
+INFO = """
+from codeagent.sandbox.host.info import sandbox_info
+from codeagent.sandbox.host.policy import SandboxPolicy
+print(sandbox_info(SandboxPolicy()))
+"""
+
+
+@pytest.mark.skipif(
+    not (sys.platform.startswith("linux") and os.geteuid() == 0 and shutil.which("/usr/bin/python3")),
+    reason="simulates a root container without user namespaces: needs root",
+)
+def test_sandbox_info_predicts_a_package_in_a_0700_directory(tmp_path: Path) -> None:
+    """Regression: --sandbox-info checked only the interpreter's prefix, said the sandbox runs, and then it
+    refused to start because the sandbox uid could not reach codeagent inside a 0700 mktemp -d."""
+    closed = Path(tempfile.mkdtemp(prefix="ca-closed-", dir="/tmp"))  # 0700, like mktemp -d
+    try:
+        shutil.copytree(PACKAGE_ROOT + "/codeagent", closed / "repo" / "codeagent",
+                        ignore=shutil.ignore_patterns("__pycache__"))  # fmt: skip
+        (closed / "repo").chmod(0o755)
+        simulate = Path(__file__).with_name("simulate.py")
+        env = dict(os.environ, PYTHONPATH=str(closed / "repo"), PYTHONDONTWRITEBYTECODE="1")
+        done = subprocess.run(
+            [sys.executable, str(simulate), "docker", "--", sys.executable, "-c", INFO], cwd="/", env=env,
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        assert "refuses to run generated code here" in done.stdout, done.stdout
+        assert f"{closed} (above {closed}/repo)" in done.stdout and f"chmod o+x {closed}" in done.stdout, done.stdout
+    finally:
+        shutil.rmtree(closed, ignore_errors=True)

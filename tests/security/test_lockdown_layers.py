@@ -280,14 +280,14 @@ def test_root_without_namespaces_refuses_to_stay_uid_0(monkeypatch: pytest.Monke
     import codeagent.sandbox.host.layers as layers_module
 
     monkeypatch.setattr(layers_module.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(layers_module, "prefix_reachable_by_others", lambda: False)
+    monkeypatch.setattr(layers_module, "closed_directories", lambda: [("/root", "/root/.pyenv/versions/3.11")])
     no_namespaces = _statuses(set(ALL_LAYERS) - {"namespaces", "mounts", "pidns"})
     with pytest.raises(SandboxUnavailable, match=r"refusing to run generated code as root.*venv /opt/venv"):
         choose_layers("auto", no_namespaces)
     layers, notes = choose_layers("auto", no_namespaces, allow_root=True)
     assert layers == list(FALLBACK_LAYERS)
     assert any(n.startswith("WARNING the sandbox stays uid 0") for n in notes)
-    monkeypatch.setattr(layers_module, "prefix_reachable_by_others", lambda: True)
+    monkeypatch.setattr(layers_module, "closed_directories", lambda: [])
     assert choose_layers("auto", no_namespaces)[0] == list(FALLBACK_LAYERS)
 
 

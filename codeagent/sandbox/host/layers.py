@@ -21,18 +21,40 @@ class SandboxUnavailable(RuntimeError):
     """The requested sandbox mode cannot be provided on this machine."""
 
 
-def prefix_reachable_by_others(paths: Sequence[str] | None = None) -> bool:
-    """Whether an unprivileged uid can reach the interpreter without a mount namespace (o+x all the way)."""
-    for prefix in paths if paths is not None else {sys.base_prefix, sys.prefix}:
-        path = os.path.abspath(prefix)
-        while path != "/":
+def closed_directories(paths: Sequence[str] | None = None) -> list[tuple[str, str]]:
+    """Each directory an unprivileged uid cannot traverse, with a needed path under it ([] when it can reach
+    every one of ``paths`` without a mount namespace: o+x all the way). Default: what the sandbox reads
+    (the interpreter's prefixes, sys.path entries outside them, the codeagent package)."""
+    if paths is None:
+        from codeagent.sandbox.host.launch import python_prefix_paths
+
+        paths = python_prefix_paths()
+    found: dict[str, str] = {}
+    for needed in paths:
+        path = os.path.abspath(needed)
+        while True:
             try:
-                if not os.stat(path).st_mode & 0o001:
-                    return False
+                closed = not os.stat(path).st_mode & 0o001
             except OSError:
-                return False
+                closed = True
+            if closed:
+                found.setdefault(path, needed)
+            if path == "/":
+                break
             path = os.path.dirname(path)
-    return True
+    return sorted(found.items(), key=lambda item: len(item[0]))
+
+
+def closed_remedy(closed: list[tuple[str, str]]) -> str:
+    """How to let the sandbox uid reach the paths ``closed`` (from :func:`closed_directories`) names."""
+    where = ", ".join(d if d == needed else f"{d} (above {needed})" for d, needed in closed)
+    fixes = []
+    others = [d for d, _ in closed if not (d == "/root" or d.startswith("/root/"))]
+    if len(others) < len(closed):
+        fixes.append("a Python/venv outside /root (e.g. python3 -m venv /opt/venv)")
+    if others:
+        fixes.append(f"chmod o+x {' '.join(others)} (if nothing in it is secret: others may pass, not list it)")
+    return f"it cannot enter {where}. Remedy: {' and '.join(fixes)}, or install Python and codeagent elsewhere"
 
 
 #: What each layer's absence costs, in one line (shown by --sandbox-info and the final view's warning).
@@ -134,13 +156,13 @@ def choose_layers(
     )
     if "nproc" in layers and not (sys.platform.startswith("linux") and os.geteuid() == 0):
         notes.append("nproc: the process limit counts this uid's processes (the sandbox may add its limit)")
-    if sys.platform.startswith("linux") and os.geteuid() == 0 and not prefix_reachable_by_others():
+    closed = closed_directories() if sys.platform.startswith("linux") and os.geteuid() == 0 else []
+    if closed:
         if not allow_root:
             raise SandboxUnavailable(
                 "refusing to run generated code as root: without namespaces the sandbox must drop to an "
-                f"unprivileged uid, which cannot reach this Python ({sys.prefix}, under a 0700 directory). "
-                "Remedy: use a Python/venv outside /root (e.g. python3 -m venv /opt/venv), run the notebook "
-                f"as an unprivileged user, or {REMEDIES['namespaces']}. To run as root anyway: "
+                f"unprivileged uid, and {closed_remedy(closed)}; or run the notebook as an unprivileged user, "
+                f"or {REMEDIES['namespaces']}. To run as root anyway: "
                 "%config CodeAgent.sandbox_allow_root = True (warned on every run)."
             )
         notes.append(

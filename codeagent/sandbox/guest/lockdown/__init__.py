@@ -158,8 +158,9 @@ def _drop_root_directly(spec: dict[str, Any], view: FsView, ident: Identity, gra
     if not spec.get("allow_root"):
         raise LockdownError(
             f"refusing to run the sandbox as uid 0: uid {ident.uid} cannot reach {unreachable[0]} "
-            "(no user namespace to re-root it). Install Python outside /root (e.g. python3 -m venv /opt/venv), "
-            "run the notebook as an unprivileged user, or allow user namespaces; "
+            "(no user namespace to re-root it). Let it through (chmod o+x on the 0700 directory above it) or "
+            "install Python and codeagent outside 0700 directories such as /root (e.g. python3 -m venv "
+            "/opt/venv), run the notebook as an unprivileged user, or allow user namespaces; "
             "CodeAgent.sandbox_allow_root = True runs it as root anyway"
         )
     sys.stderr.write(
