@@ -145,17 +145,23 @@ class CodeAgentResult:
     def cell_source(self, variable: str = "result", registry: Any = None, namespace: Any = None) -> str:
         """The scripts the model ran, rewritten to run in the notebook itself (see :meth:`to_cell`)."""
         from codeagent.agent.notebook_cell import cell_source
+        from codeagent.tools.mcp.servers import default_servers
         from codeagent.tools.registry import default_registry
+        from codeagent.tools.toolbox import ToolBox
 
         if namespace is None:
             namespace = _notebook_namespace()
-        return cell_source(self, registry if registry is not None else default_registry, namespace, variable)
+        if registry is None:  # the notebook's @tool functions and its MCP servers' tools
+            registry = ToolBox(default_registry, default_servers)
+            registry.refresh()
+        return cell_source(self, registry, namespace, variable)
 
     def to_cell(self, variable: str = "result") -> None:
         """Put a new cell below the current one holding the scripts the model ran, rewritten to run here.
 
         Running that cell reproduces the scripts' output without calling the model: tools are your real
-        ``@tool`` functions, ``--data`` names are your variables, ``set_result(x)`` becomes ``variable = x``.
+        ``@tool`` functions and MCP tools (called as the sandbox's stubs called them), ``--data`` names are your
+        variables, ``set_result(x)`` becomes ``variable = x``.
         It runs in the notebook's own kernel, unsandboxed. Uses IPython's ``set_next_input``.
         """
         shell = _shell()

@@ -401,7 +401,8 @@ class CodeAgent(Magics, Configurable):
         """``--cell``: the scripts as a new cell below (IPython's ``set_next_input`` payload)."""
         shell: Any = self.shell
         try:
-            source = result.cell_source(variable, registry=self.session.registry, namespace=shell.user_ns)
+            tools = self.session.toolbox(report=False)  # the MCP servers' tools too
+            source = result.cell_source(variable, registry=tools, namespace=shell.user_ns)
         except CellError as e:
             print(f"codeagent: --cell: {e}.", file=sys.stderr)
             return

@@ -1,6 +1,15 @@
 """Tools: the ``@tool`` registry, JSON Schema from signatures, stubs shown to the model, dispatch."""
 
-from codeagent.tools.local import notebook_tool
+from codeagent.tools.local import notebook_tool, notebook_tools
 from codeagent.tools.registry import Tool, ToolArgumentError, ToolRegistry, default_registry, make_tool, tool
 
-__all__ = ["Tool", "ToolArgumentError", "ToolRegistry", "default_registry", "make_tool", "notebook_tool", "tool"]
+__all__ = [
+    "Tool",
+    "ToolArgumentError",
+    "ToolRegistry",
+    "default_registry",
+    "make_tool",
+    "notebook_tool",
+    "notebook_tools",
+    "tool",
+]

@@ -137,6 +137,8 @@ class ToolDispatcher:
         self.result_value: Any = None
         #: Seconds the script waited for a person's answer; the sandbox's wall clock does not count them.
         self.paused_s = 0.0
+        #: The exception of the last call answered with an error (a cell made with ``--cell`` re-raises it).
+        self.last_error: BaseException | None = None
 
     @classmethod
     def for_data(cls, values: Mapping[str, Any]) -> ToolDispatcher:
@@ -258,6 +260,7 @@ class ToolDispatcher:
             message = exception_message(error)
             reply = error_reply(req_id, type_name, message, builtin_base(error))
             record.error = f"{type_name}: {message}"
+        self.last_error = error
         record.duration_s = time.perf_counter() - started
         # Reported by report() once the reply is on its way: the script should not wait for the live view.
         self._unreported.append(record)

@@ -130,7 +130,10 @@ def test_expense_cell_reproduces_the_sandbox_output(kernel: Kernel, model_server
     assert source.startswith("# codeagent: the code claude-sonnet-5-5 ran for this question (1 script)")
     assert f"#   {question}" in source
     assert "NOT in the sandbox" in source and "get_team_members, get_expenses" in source
-    assert "notebook_tool" not in source  # the notebook's own @tool functions are called directly
+    # the tools are called as the stubs called them; the notebook's own functions keep their names
+    assert "get_team_members_tool = notebook_tool('get_team_members')" in source
+    _, kept = kernel.ok("print(type(get_team_members).__name__)")
+    assert kept == "function\n"
 
 
 def test_data_analysis_cell_reproduces_output_and_result(kernel: Kernel, model_server: MessagesServer) -> None:
@@ -158,6 +161,49 @@ def test_data_analysis_cell_reproduces_output_and_result(kernel: Kernel, model_s
     assert "# It overwrites these notebook variables: by_region, top, row, region." in again  # the cell ran
     expected = source.replace("top_regions = top", "again = top").replace("`top_regions = ...`", "`again = ...`")
     assert [line for line in again.splitlines() if "overwrites" not in line] == expected.splitlines()
+
+
+# -- tools in the cell are called the way the sandbox's stubs called them ----------------------------------
+
+SPANS = """\
+lo, hi = span("3")
+print(span(4, width=1.0), type(span(1)).__name__, lo + hi)
+print(span(2) == [2, 4], span(2) == (2, 4))
+try:
+    span("three")
+except TypeError as e:  # the stub's argument check, in the sandbox and in the cell
+    print("rejected:", type(e).__name__)
+"""
+
+
+def test_cell_calls_tools_through_the_same_validation_and_json(
+    shell: Any, model_server: MessagesServer, registry: Any, fresh_conversation: None
+) -> None:
+    from codeagent.tools import tool
+
+    def span(start: int, width: int = 2) -> tuple[int, int]:
+        """The start and the end of a span."""
+        return (start, start + width)
+
+    tool(span)
+    shell.user_ns["span"] = span
+    try:
+        model_server.add_turns(code_turn(SPANS), answer_with)
+        shell.rl_next_input = None
+        with capture_output():
+            res = shell.run_line_magic("codeagent", "--cell Where do the spans end?")
+        source = shell.rl_next_input
+        printed = res.scripts[0].output
+        assert printed == "[4, 5] list 8\nTrue False\nrejected: TypeError\n"  # a tuple arrives as a list
+        asked = len(model_server.requests)
+        with capture_output() as ran:
+            shell.run_cell(source, store_history=False).raise_error()
+        assert ran.stdout == printed
+        assert len(model_server.requests) == asked
+        assert shell.user_ns["span"] is span and span(1) == (1, 3)  # the notebook's function untouched
+    finally:
+        for name in ("span", "span_tool", "lo", "hi"):
+            shell.user_ns.pop(name, None)
 
 
 # -- mentions and notebook context, through the magic in an InteractiveShell ----------------------------

@@ -40,8 +40,8 @@ def run(source: str, namespace: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def tools() -> ToolRegistry:
-    registry = ToolRegistry()
+def tools(registry: ToolRegistry) -> ToolRegistry:
+    """The notebook's registry (the one ``notebook_tool`` reads in a cell) holding ``double``."""
     tool(double, registry=registry)
     return registry
 
@@ -58,16 +58,20 @@ def test_set_result_becomes_an_assignment_wherever_it_is_called(tools: ToolRegis
     assert run(source, namespace) == "sum 12\nNone\n"
     assert namespace["total"] == 0  # the last call wins: set_result(value=vals[0])
     one = cell_source(result_of(("set_result(double(2))", "ok")), tools, {"double": double})
-    assert one.rstrip().endswith("result = double(2)")
+    assert one.rstrip().endswith("result = double_tool(2)")
 
 
-def test_tools_are_the_notebooks_own_functions_and_comments_stay(tools: ToolRegistry) -> None:
+def test_tools_are_called_through_notebook_tool_and_comments_stay(tools: ToolRegistry) -> None:
     script = "# the model's comment\nx = double(21)  # café\nprint(x)\n"
-    source = cell_source(result_of((script, "ok")), tools, {"double": double})
-    assert source.endswith(script)  # nothing to rewrite: `double` is the notebook's @tool function
-    assert "notebook_tool" not in source
-    renamed = cell_source(result_of((script, "ok")), tools, {"my_double": double})
-    assert "x = my_double(21)  # café" in renamed  # found under the name the notebook gave it
+    source = cell_source(result_of((script, "ok")), tools, {})
+    assert source.endswith("double = notebook_tool('double')\n\n" + script)  # nothing else to rewrite
+    # the notebook's own function keeps its name and stays the plain function: the cell uses an alias
+    mine = cell_source(result_of((script, "ok")), tools, {"double": double})
+    assert "double_tool = notebook_tool('double')" in mine and "x = double_tool(21)  # café" in mine
+    namespace: dict[str, Any] = {"double": double}
+    assert run(mine, namespace) == "42\n" and namespace["double"] is double
+    again = cell_source(result_of((script, "ok")), tools, namespace)  # after a run: the same alias, rebound
+    assert "x = double_tool(21)" in again and "double_tool2" not in again
 
 
 def test_a_tool_the_notebook_does_not_hold_is_bound_by_name(tools: ToolRegistry) -> None:
@@ -239,8 +243,7 @@ def test_at_completes_data_variables_in_codeagent_questions_only(shell: Any) -> 
             shell.user_ns.pop(name, None)
 
 
-def test_sandbox_exceptions_and_approvals() -> None:
-    registry = ToolRegistry()
+def test_sandbox_exceptions_and_approvals(registry: ToolRegistry) -> None:
     tool(double, registry=registry, approve=True)
     script = "try:\n    print(double(2))\nexcept (ToolDenied, BudgetExceeded, ToolError) as e:\n    print('no', e)\n"
     source = cell_source(result_of((script, "ok")), registry, {"double": double})
