@@ -87,7 +87,7 @@ def test_the_new_cell_appears_below_and_reproduces_the_output(served: tuple[Lab,
     assert cells.count() == 5
     texts = cells.evaluate_all("cells => cells.map(c => c.querySelector('.jp-InputArea').innerText)")
     assert "%codeagent --cell" in texts[3] and "# codeagent: the code" in texts[4]  # right below the magic
-    assert "NOT in the sandbox" in texts[4] and "get_expenses(" in texts[4]
+    assert "NOT in the sandbox" in texts[4] and "get_expenses_tool = notebook_tool('get_expenses')" in texts[4]
     page.screenshot(path=str(ARTIFACTS / "jupyterlab-cell-inserted.png"))
 
     # Run the new cell: the same lines the sandbox printed, and no further request to the model.
