@@ -1,11 +1,16 @@
 """Tool-bridge speed, each figure beside a raw echo baseline over the same kind of socket in the same run.
 
-    python benchmarks/bridge.py [--calls 5000] [--repeat 5]
+    python benchmarks/bridge.py [--calls 3000] [--rounds 5] [--repeat 5] [--no-notebook] [--no-throughput]
 
 *Bridge*: a script in the (locked-down) sandbox calls a tool stub; the call goes through framing, the host's
 poll loop, validation, dispatch, the tool and back. Measured: per-call round trip (median, p99) and sequential
 calls per second of a no-op tool; MB/s of 1, 10 and 100 MB results (host → sandbox) and arguments
 (sandbox → host), as NumPy arrays and as numeric pandas DataFrames.
+
+The no-op latency is measured from the script (timed inside the sandbox) for three hosts, interleaved round by
+round: ``%codeagent`` in a real notebook kernel (an ipykernel started with jupyter_client, a client thread
+draining IOPub as jupyter_server does, the bundled Messages API server playing the model) with the live view on
+(the default) and with ``CodeAgent.live = False``, and a plain process (this one) running a ``SandboxKernel``.
 
 *Baselines*, from the same sandbox script to a host thread: a raw zmq DEALER/ROUTER echo over ipc (what the
 bridge used before) and a raw ``AF_UNIX`` stream echo (the bridge's own transport, no framing, no Python work
@@ -27,12 +32,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+if __package__ in (None, ""):  # run as a script: make the repository importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import numpy as np
 import pandas as pd
 import zmq
 
+from benchmarks._notebook import ask, start_notebook
 from codeagent.sandbox.host.manager import SandboxKernel
 from codeagent.sandbox.host.policy import SandboxPolicy
+from codeagent.testing.messages_server import MessagesServer, code_turn, text_turn
 from codeagent.tools.dispatch import ToolDispatcher
 from codeagent.tools.registry import ToolRegistry, make_tool
 
@@ -199,10 +209,42 @@ def make_registry() -> tuple[ToolRegistry, dict[int, Any], dict[int, Any]]:
     return registry, arrays, frames
 
 
-def measure(calls: int, repeat: int) -> dict[str, Any]:
+#: The hosts and baselines of the no-op latency table, in the order they run each round and are reported.
+LATENCY_ROWS = {
+    "notebook_live": "%codeagent in a notebook kernel, live view on (default)",
+    "notebook_quiet": "%codeagent in a notebook kernel, CodeAgent.live = False",
+    "bridge": "plain-process host (SandboxKernel in this process)",
+    "unix": "raw AF_UNIX echo, sandbox script ↔ host thread",
+    "zmq": "raw zmq DEALER/ROUTER echo, ipc",
+}
+
+
+class NotebookHost:
+    """``%codeagent`` in a real notebook kernel, the bundled server playing a model that runs the timing script."""
+
+    def __init__(self) -> None:
+        self.server = MessagesServer().start()
+        try:
+            self.kernel = start_notebook(self.server)
+        except BaseException:
+            self.server.stop()
+            raise
+
+    def latency(self, calls: int, *, live: bool) -> dict[str, float]:
+        script = PRELUDE + f"print(json.dumps(latency(noop, {calls})))"
+        turns = [code_turn(script), text_turn("Timed the calls.")]
+        return dict(ask(self.kernel, self.server, turns, live=live, question="Time no-op tool calls."))
+
+    def close(self) -> None:
+        self.kernel.shutdown()
+        self.server.stop()
+
+
+def measure(calls: int, repeat: int, rounds: int, notebook: bool, throughput: bool) -> dict[str, Any]:
     registry, _, _ = make_registry()
     policy = SandboxPolicy(wall_seconds=600, cpu_seconds=600)
     kernel = SandboxKernel(policy).start()
+    host = NotebookHost() if notebook else None
     try:
         kernel.set_tools([t.spec() for t in registry])
         dispatcher = ToolDispatcher(registry)
@@ -216,16 +258,23 @@ def measure(calls: int, repeat: int) -> dict[str, Any]:
             path=unix_echo.path, capacity=len(payload)
         )
         run_script(kernel, clients + "print(json.dumps({}))", dispatcher)
+        if host is not None:  # warm: the first call starts the pool's spare sandbox
+            host.latency(300, live=True)
 
-        # Latency: interleaved (bridge, zmq, unix) three times, so all see the same machine state.
-        rounds: dict[str, list[dict[str, float]]] = {"bridge": [], "zmq": [], "unix": []}
-        for _ in range(3):
-            for name, call in (("bridge", "noop"), ("zmq", "z_echo"), ("unix", "u_echo")):
-                rounds[name].append(run_script(kernel, f"print(json.dumps(latency({call}, {calls})))", dispatcher))
-        latency = {name: _middle(runs) for name, runs in rounds.items()}
+        # Latency: every host and baseline once per round, interleaved, so all see the same machine state.
+        samples: dict[str, list[dict[str, float]]] = {name: [] for name in LATENCY_ROWS}
+        load: list[float] = []
+        for _ in range(rounds):
+            if host is not None:
+                samples["notebook_live"].append(host.latency(calls, live=True))
+                samples["notebook_quiet"].append(host.latency(calls, live=False))
+            for name, call in (("bridge", "noop"), ("unix", "u_echo"), ("zmq", "z_echo")):
+                samples[name].append(run_script(kernel, f"print(json.dumps(latency({call}, {calls})))", dispatcher))
+            load.append(os.getloadavg()[0])
+        latency = {name: _middle(runs) for name, runs in samples.items() if runs}
 
-        throughput: list[dict[str, Any]] = []
-        for mb in SIZES_MB:
+        sizes = []
+        for mb in SIZES_MB if throughput else ():
             reps = repeat if mb < 100 else max(3, repeat // 2)
             code = (
                 f"import numpy as np, pandas as pd\n"
@@ -247,10 +296,18 @@ def measure(calls: int, repeat: int) -> dict[str, Any]:
             )
             seconds = run_script(kernel, code, dispatcher)
             mbps = {key: mb * MB / 1e6 / value for key, value in seconds.items()}
-            throughput.append({"mb": mb, "MB_per_s": mbps, "seconds": seconds})
+            sizes.append({"mb": mb, "MB_per_s": mbps, "seconds": seconds})
         run_script(kernel, "z_echo and _z.send_multipart([b'q']); _u.sendall(b'q' + bytes(8))\nprint('{}')", dispatcher)
-        return {"latency": latency, "throughput": throughput, "sandbox_layers": kernel.layers}
+        return {
+            "latency": latency,
+            "latency_rounds": samples,
+            "load_avg_1m_per_round": load,
+            "throughput": sizes,
+            "sandbox_layers": kernel.layers,
+        }
     finally:
+        if host is not None:
+            host.close()
         kernel.shutdown()
 
 
@@ -261,23 +318,25 @@ def _middle(runs: list[dict[str, float]]) -> dict[str, float]:
 
 def report(results: dict[str, Any]) -> str:
     lat = results["latency"]
-    bridge, zq, ux = lat["bridge"], lat["zmq"], lat["unix"]
+    n = len(results["load_avg_1m_per_round"])
+    loads = ", ".join(f"{x:.1f}" for x in results["load_avg_1m_per_round"])
     lines = [
-        "No-op tool call round trip, from the script (median of 3 interleaved runs)",
-        f"{'':18}{'median µs':>11}{'p99 µs':>10}{'calls/s':>10}",
+        f"No-op tool call round trip, timed in the script (the round with the median median of {n} interleaved)",
+        f"{'':58}{'median µs':>11}{'p99 µs':>10}{'calls/s':>10}{'× AF_UNIX':>11}",
         *[
-            f"{name:18}{r['median_us']:>11.1f}{r['p99_us']:>10.1f}{r['calls_per_s']:>10.0f}"
-            for name, r in (("bridge", bridge), ("raw zmq echo", zq), ("raw AF_UNIX echo", ux))
+            f"{LATENCY_ROWS[name]:58}{r['median_us']:>11.1f}{r['p99_us']:>10.1f}{r['calls_per_s']:>10.0f}"
+            f"{r['median_us'] / lat['unix']['median_us']:>10.2f}×"
+            for name, r in lat.items()
         ],
-        f"bridge / raw zmq:     median {bridge['median_us'] / zq['median_us']:.2f}×, "
-        f"calls/s {bridge['calls_per_s'] / zq['calls_per_s']:.2f}×",
-        f"bridge / raw AF_UNIX: median {bridge['median_us'] / ux['median_us']:.2f}×, "
-        f"calls/s {bridge['calls_per_s'] / ux['calls_per_s']:.2f}×",
-        "",
-        "Throughput, MB/s (median of repeats); in = host → sandbox (tool result), out = sandbox → host (argument)",
-        f"{'MB':>4}{'array in':>10}{'frame in':>10}{'zmq in':>9}{'unix in':>9}{'array out':>11}{'frame out':>11}"
-        f"{'zmq out':>9}{'unix out':>10}{'in vs zmq':>11}{'in vs unix':>11}",
+        f"load average (1 min) after each round: {loads}",
     ]
+    if results["throughput"]:
+        lines += [
+            "",
+            "Throughput, MB/s (median of repeats); in = host → sandbox (tool result), out = sandbox → host (argument)",
+            f"{'MB':>4}{'array in':>10}{'frame in':>10}{'zmq in':>9}{'unix in':>9}{'array out':>11}{'frame out':>11}"
+            f"{'zmq out':>9}{'unix out':>10}{'in vs zmq':>11}{'in vs unix':>11}",
+        ]
     for row in results["throughput"]:
         m = row["MB_per_s"]
         lines.append(
@@ -292,11 +351,14 @@ def report(results: dict[str, Any]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--calls", type=int, default=5000, help="sequential calls per latency run")
+    parser.add_argument("--calls", type=int, default=3000, help="sequential calls per latency run")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved latency rounds")
     parser.add_argument("--repeat", type=int, default=5, help="repeats per payload size (100 MB: half)")
+    parser.add_argument("--no-notebook", action="store_true", help="skip the two notebook-kernel hosts")
+    parser.add_argument("--no-throughput", action="store_true", help="skip the MB/s measurements")
     args = parser.parse_args()
     started = time.perf_counter()
-    results = measure(args.calls, args.repeat)
+    results = measure(args.calls, args.repeat, args.rounds, not args.no_notebook, not args.no_throughput)
     results["machine"] = {
         "python": sys.version.split()[0],
         "platform": platform.platform(),

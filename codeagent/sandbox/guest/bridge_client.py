@@ -23,10 +23,11 @@ from codeagent.sandbox.guest.bridge_pool import POOL_SIZE, ConnectionPool, PoolE
 from codeagent.sandbox.protocol import codec
 from codeagent.sandbox.protocol.errors import NAMED_ERRORS
 from codeagent.sandbox.protocol.limits import DEFAULT_MAX_REQUEST_BYTES, GUEST_MAX_REPLY_BYTES, MAX_FRAME_PARTS
+from codeagent.sandbox.protocol.spin import SpinGate
 
 #: How long a blocking call polls for its reply before sleeping (a sleeping virtual CPU is slow to wake);
-#: only with a second CPU for the host to answer on.
-REPLY_SPIN_S = 0.0002 if len(getattr(os, "sched_getaffinity", lambda _: [0, 1])(0)) > 1 else 0.0
+#: only while the machine has a CPU free for the host to answer on (see ``protocol.spin``).
+REPLY_SPIN = SpinGate(0.0002)
 
 
 class ToolError(Exception):
@@ -109,7 +110,7 @@ class _SyncConnection:
         if self.ready:
             return self.ready.pop(0)
         decoder = self.decoder
-        spin_until = time.perf_counter() + REPLY_SPIN_S
+        spin_until = time.perf_counter() + REPLY_SPIN.window()
         while True:
             try:
                 try:  # a reply usually comes within microseconds: wait awake, then block

@@ -34,6 +34,7 @@ from codeagent.sandbox.host.output import OutputCollector, describe_display, png
 from codeagent.sandbox.host.policy import SandboxPolicy
 from codeagent.sandbox.host.reaper import kill_strays, trusted_chain
 from codeagent.sandbox.protocol.launch_spec import LaunchSpec
+from codeagent.sandbox.protocol.spin import SpinGate
 
 # Re-exported: what callers have always imported from here.
 __all__ = [
@@ -57,9 +58,9 @@ ExecStatus = Literal["ok", "error", "timeout", "crashed", "interrupted"]
 
 START_TIMEOUT = 60.0
 _REAP = "import codeagent.sandbox.guest.runtime as _ca_runtime\n_ca_runtime.reap_children()\ndel _ca_runtime\n"
-#: How long the host keeps polling without sleeping after serving a tool call (see ``execute``); only with a
-#: second CPU for the sandbox to run on.
-BRIDGE_HOT_S = 0.0003 if (os.cpu_count() or 1) > 1 else 0.0
+#: How long the host keeps polling without sleeping after serving a tool call (see ``execute``); only while the
+#: machine has a CPU free for the sandbox to run on (see ``protocol.spin``).
+BRIDGE_HOT = SpinGate(0.0003)
 #: After the script's reply, how long to wait for the kernel's idle status (it may have been dropped on the wire).
 IDLE_GRACE_S = 1.0
 #: How long to wait for the kernel to confirm the host listens to its output again before a script.
@@ -499,7 +500,7 @@ class SandboxKernel:
                 wait_ms = 0 if now < hot_until else max(0, min(100, int((ends - now) * 1000) + 1))
                 ready = dict(poller.poll(wait_ms))
                 if bridge_fd in ready and bridge.serve_pending(handler):
-                    hot_until = time.perf_counter() + BRIDGE_HOT_S
+                    hot_until = time.perf_counter() + BRIDGE_HOT.window()
                     if report is not None:
                         report()
                 if iopub in ready:
