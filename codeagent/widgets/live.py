@@ -16,7 +16,10 @@ TEXT_TAIL_CHARS = 4_000
 
 
 class LiveView:
-    """An ipywidgets box that follows :class:`TraceEvent` s; call it with each event."""
+    """An ipywidgets HTML widget that follows :class:`TraceEvent` s; call it with each event.
+
+    One widget, not a box of four: a fast call's whole live view is one comm_open, a few updates and one
+    comm_close (each a signed message the notebook kernel sends while the call waits)."""
 
     def __init__(self, max_steps: int) -> None:
         import ipywidgets as widgets
@@ -24,14 +27,9 @@ class LiveView:
         self.progress = Progress(max_steps)
         self.throttle = Throttle()
         self._text = ""
-        self._shown = {"status": "", "text": "", "calls": "", "errors": ""}
         self._style = "font-family:sans-serif;font-size:12px"
-        self.status = widgets.HTML(layout={"margin": "0"})
-        self.text = widgets.HTML(layout={"margin": "0", "max_height": "16em", "overflow": "auto"})
-        self.calls = widgets.HTML(layout={"margin": "0"})
-        self.errors = widgets.HTML(layout={"margin": "0"})
-        self.box = widgets.VBox([self.status, self.text, self.calls, self.errors])
-        self._redraw()
+        self._shown = self._html()  # the first value travels with the widget's comm_open, not as an update
+        self.box = widgets.HTML(self._shown, layout={"margin": "0"})
 
     # The view's own mime bundle, so `display(view)` shows the widget. Its text/plain is empty: the view shrinks
     # to nothing when the call ends (the answer is the cell's result), and a frontend without widgets or display
@@ -55,26 +53,29 @@ class LiveView:
             self._redraw()
 
     def _redraw(self) -> None:
-        """Send only the parts that changed since the last redraw (each is one message to the frontend)."""
+        """Send the view again if it changed since the last redraw (one message to the frontend)."""
+        value = self._html()
+        if value != self._shown:
+            self._shown = value
+            self.box.value = value
+
+    def _html(self) -> str:
         p = self.progress
         latest = f" — latest: <code>{html.escape(p.latest_call)}</code>" if p.latest_call else ""
         tail = self._text[-TEXT_TAIL_CHARS:]
-        parts = {
-            "status": f"<div style='{self._style};color:#57606a'>⏳ {html.escape(p.status_line())}</div>",
-            "text": f"<div style='{self._style};white-space:pre-wrap;color:#24292f'>{html.escape(tail)}</div>"
+        style = self._style
+        text = (
+            f"<div style='{style};white-space:pre-wrap;color:#24292f;max-height:16em;overflow:auto'>"
+            f"{html.escape(tail)}</div>"
             if tail
-            else "",
-            "calls": f"<div style='{self._style}'>tool calls: <b>{p.tool_calls}</b>{latest}</div>",
-            "errors": "".join(
-                f"<div style='{self._style};color:#cf222e'>{html.escape(message)}</div>" for message in p.errors
-            ),
-        }
-        for name, value in parts.items():
-            if value != self._shown[name]:
-                self._shown[name] = value
-                getattr(self, name).value = value
+            else ""
+        )
+        errors = "".join(f"<div style='{style};color:#cf222e'>{html.escape(m)}</div>" for m in p.errors)
+        return (
+            f"<div style='{style};color:#57606a'>⏳ {html.escape(p.status_line())}</div>{text}"
+            f"<div style='{style}'>tool calls: <b>{p.tool_calls}</b>{latest}</div>{errors}"
+        )
 
     def close(self) -> None:
-        """Close the widgets' comms (the final static view replaces them)."""
-        for w in (self.status, self.text, self.calls, self.errors, self.box):
-            w.close()
+        """Close the widget's comm (the final static view replaces it)."""
+        self.box.close()

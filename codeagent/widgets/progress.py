@@ -18,8 +18,10 @@ PHASES = {
     "approval_asked": "waiting for your answer (below)",
     "tool_call": "running the script",
 }
-#: Events after which a view redraws at once (rare ones that change the phase or report a failure).
-PROMPT_EVENTS = frozenset({*PHASES, "error", "done"} - {"tool_call"})
+#: Events after which a view redraws at once: the ones a wait may follow (for the model, the script, a person).
+#: The others are soon followed by one of these (a finished script by the next request, an error by the end)
+#: and are drawn with it; a fast call makes 3 redraws, not 8 (each costs a signed message per changed widget).
+PROMPT_EVENTS = frozenset({"model_started", "script_started", "approval_asked"})
 
 
 class Progress:

@@ -39,7 +39,9 @@ class TerminalView:
         self._width = len(line)
 
     def close(self) -> None:
-        """Erase the status line (the answer follows as the cell's result)."""
+        """Erase the status line (the answer follows as the cell's result), after any error not shown yet."""
+        if self.progress.errors[self._errors_shown :]:
+            self._draw()
         self._write("\r" + " " * self._width + "\r")
         self._width = 0
 

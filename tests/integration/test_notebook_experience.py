@@ -137,9 +137,32 @@ def test_live_view_redraws_are_coalesced(
     elapsed = time.perf_counter() - started
     assert result.status == "done" and len(result.tool_calls) == 3000
     updates = [m for m in widget_messages if m["type"] == "comm_msg"]
-    # at most 10 redraws a second (each up to 4 widget values) plus one per phase change: not one per call
-    assert len(updates) <= 4 * (10 * elapsed + 12), (len(updates), elapsed)
+    # at most 10 redraws a second plus one per request and script started: not one per call
+    assert len(updates) <= 10 * elapsed + 3, (len(updates), elapsed)
     assert "tool calls: <b>3000</b>" in widget_text(widget_messages)  # the last count was drawn
+
+
+def test_a_fast_calls_live_view_is_one_widget_and_a_few_updates(
+    shell: Any,
+    model_server: MessagesServer,
+    counter_tool: Any,
+    fresh_conversation: None,
+    widget_messages: list[dict[str, Any]],
+    widget_view: None,
+) -> None:
+    model_server.add_turns(code_turn("print(lookup('a'))"), text_turn("done"))
+    started = time.perf_counter()
+    with capture_output():
+        result = shell.run_line_magic("codeagent", "Look up a")
+    elapsed = time.perf_counter() - started
+    assert result.status == "done" and len(result.scripts[0].tool_calls) == 1
+    kinds = [m["type"] for m in widget_messages]
+    opened = [m["data"]["state"]["_model_name"] for m in widget_messages if m["type"] == "comm_open"]
+    assert sorted(opened) == ["HTMLModel", "HTMLStyleModel", "LayoutModel"], opened  # one widget
+    assert kinds.count("comm_close") == 1, kinds
+    assert "codeagent · starting" in widget_text(widget_messages[:3])  # the first state came with comm_open
+    # redrawn when each request and the script start (3), and at most 10 times a second besides
+    assert kinds.count("comm_msg") <= 3 + 10 * elapsed, (kinds, elapsed)
 
 
 def test_show_opens_chosen_sections(
