@@ -162,15 +162,23 @@ def notes(method: str, live: bool, comparisons: list[Comparison], definitions: l
         )
     if definitions:
         largest = definitions[-1]
-        fixed = largest.codeagent_tokens - largest.stub_tokens
-        out.append(
-            f"Tool definitions: codeagent shows every tool as a Python stub in its system prompt (no search tool), so "
-            f"what the model is shown still grows with the toolbox: {largest.codeagent_tokens:,} vs "
-            f"{largest.direct_tokens:,} tokens of JSON schemas at {largest.tools:,} tools "
-            f"({percent(reduction(largest.direct_tokens, largest.codeagent_tokens))} fewer); about {fixed:,} of its "
-            f"tokens are fixed instructions and the execute_python tool. These tokens are sent again with every "
-            f"request of a run."
+        versus = (
+            f"{largest.codeagent_tokens:,} vs {largest.direct_tokens:,} tokens of JSON schemas at {largest.tools:,} "
+            f"tools ({percent(reduction(largest.direct_tokens, largest.codeagent_tokens))} fewer)"
         )
+        if largest.codeagent_tokens < largest.stub_tokens:  # past tool_prompt_tokens: names only, search_tools
+            out.append(
+                f"Tool definitions: past `tool_prompt_tokens` of stubs the system prompt lists the tool sources and "
+                f"names only and the script finds the rest with `search_tools`: {versus}; the stubs of all "
+                f"{largest.tools:,} tools would be {largest.stub_tokens:,} tokens. These tokens are sent again with "
+                f"every request of a run."
+            )
+        else:
+            out.append(
+                f"Tool definitions: codeagent shows every tool as a Python stub in its system prompt: {versus}; about "
+                f"{largest.codeagent_tokens - largest.stub_tokens:,} of its tokens are fixed instructions and the "
+                f"execute_python tool. These tokens are sent again with every request of a run."
+            )
     return out
 
 
