@@ -132,6 +132,7 @@ class ActionRunner:
         run.output_chars = outcome.output_chars
         run.displays = outcome.displays
         run.misbehaved = getattr(outcome, "misbehaved", None)
+        run.notice = getattr(outcome, "notice", None)
         if dispatcher.result_set:  # the script called set_result(value)
             result.value = dispatcher.result_value
         self._emit("script_finished", run)

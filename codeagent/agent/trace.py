@@ -64,6 +64,7 @@ class ScriptRun:
     displays: list[dict[str, Any]] = field(default_factory=list)
     approval: str | None = None  # with --confirm: who let it run, or why it did not
     misbehaved: str | None = None  # what the host dropped from the sandbox (malformed messages, limits)
+    notice: str | None = None  # what the host did about the script (timeout, restart, quota), written by the host
 
 
 @dataclass

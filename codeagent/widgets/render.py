@@ -162,6 +162,8 @@ def render_html(result: CodeAgentResult, open_sections: Iterable[str] = ()) -> s
     for n, run in enumerate(result.scripts, 1):
         if run.misbehaved:
             parts.append(f"<div style='color:#cf222e;margin:4px 0'>⚠ Script {n}: {_esc(run.misbehaved)}</div>")
+        if run.notice:
+            parts.append(f"<div style='color:#9a6700;margin:4px 0'>⚠ Script {n}: {_esc(run.notice)}</div>")
     if result.answer:
         parts.append(f"<div style='margin:6px 0'>{_answer_html(result)}</div>")
     for n, run in enumerate(result.scripts, 1):
@@ -239,6 +241,7 @@ def render_text(result: CodeAgentResult, open_sections: Iterable[str] = ()) -> s
     if result.error:
         lines.append(safe_text(f"[{result.status}] {result.error}"))
     lines += [f"WARNING: script {n}: {run.misbehaved}" for n, run in enumerate(result.scripts, 1) if run.misbehaved]
+    lines += [f"NOTE: script {n}: {run.notice}" for n, run in enumerate(result.scripts, 1) if run.notice]
     if result.handed_over:
         lines.append(safe_text(handed_over_text(result)))
     if result.answer:

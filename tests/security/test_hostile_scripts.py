@@ -308,7 +308,7 @@ def test_output_between_calls_is_discarded(notebook: CodeagentNotebook, tmp_path
         "print('returned')\n"
     )
     call = notebook.ask(script)
-    assert call.output.strip() == "returned", call.output
+    assert call.output.split("\n", 1)[0] == "returned", call.output
     notebook.reset_peak()
     idle_before = notebook.usage()
     time.sleep(8)
@@ -320,6 +320,34 @@ def test_output_between_calls_is_discarded(notebook: CodeagentNotebook, tmp_path
     # the thread may have been stopped when its call ended (PID-namespace cleanup), else it printed while idle
     assert "IIII" not in after.output and after.output.strip() in ("done", "not yet"), after.output[:200]
     assert after.info["scripts"][0]["misbehaved"] is None
+    notebook.assert_next_call_works()
+
+
+def test_a_thread_left_running_is_stopped_before_the_next_script(notebook: CodeagentNotebook) -> None:
+    """A thread that loops forever printing and calling a tool outlives its script: the host restarts the
+    sandbox, says so in the output and the view, and the thread calls nothing more."""
+    notebook.run("ticks = []\n@tool\ndef tick() -> int:\n    'Counts.'\n    ticks.append(1)\n    return len(ticks)\n")
+    script = (
+        "import threading\n"
+        "kept = 1\n"
+        "def forever():\n"
+        "    while True:\n"
+        "        print('spam')\n"
+        "        try:\n            tick()\n        except Exception:\n            pass\n"
+        "threading.Thread(target=forever, daemon=True).start()\n"
+        "import time; time.sleep(0.2)\n"
+        "print('started')\n"
+    )
+    call = notebook.ask(script)
+    assert "SandboxRestarted: 1 threads it started were still running" in call.output, call.output[-500:]
+    assert "SandboxRestarted" in call.html and "SandboxRestarted" in call.text, "the view must show the restart"
+    ticks = int(notebook.run("print(len(ticks))"))
+    assert ticks > 0, "the thread never called the tool while its script ran"
+    after = notebook.ask("import time\ntime.sleep(1)\nprint('kept' in globals())\n")
+    assert after.output.strip() == "False", after.output  # a fresh kernel: the thread's process is gone
+    assert int(notebook.run("print(len(ticks))")) == ticks, "the left thread kept calling the tool"
+    assert "SandboxRestarted" not in after.output
+    budget(call, peak_mib=32, cpu_s=10, wall_s=30)
     notebook.assert_next_call_works()
 
 

@@ -242,6 +242,7 @@ def setup(cpu_seconds: int, lock_metadata: bool = False) -> None:
     signal.signal(signal.SIGXCPU, on_xcpu)
     get_ipython = __import__("IPython").get_ipython
     get_ipython().events.register("pre_run_cell", before_cell)
+    get_ipython().events.register("post_run_cell", end_default_executor)
     leave_our_frames_out_of_tracebacks(get_ipython())
     keep_thread_output_with_its_cell()
     leave_address_space_for_data()
@@ -251,6 +252,21 @@ def leave_address_space_for_data() -> None:
     """Keep the sandbox's RLIMIT_AS for data: pyarrow's default allocator (mimalloc) reserves over 1 GB of
     address space on first use, the system allocator ~70 MB. (Malloc arenas are capped by the environment.)"""
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")  # read when pyarrow is first imported
+
+
+def end_default_executor(*_event: Any) -> None:
+    """asyncio's default executor (``asyncio.to_thread``) keeps its idle workers after the script: end them with
+    the cell, since the host restarts the sandbox when threads a script started are still alive."""
+    import asyncio
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
+    executor = getattr(loop, "_default_executor", None)
+    if executor is not None:
+        loop._default_executor = None  # type: ignore[attr-defined]  # the next script gets a fresh one
+        executor.shutdown(wait=False)
 
 
 def keep_thread_output_with_its_cell() -> None:

@@ -52,6 +52,12 @@ def sandbox_env(workspace: str) -> dict[str, str]:
         PYDEVD_DISABLE_FILE_VALIDATION="1",
         # RLIMIT_AS counts reserved address space: fewer malloc arenas keep threads from eating the limit.
         MALLOC_ARENA_MAX="2",
+        # Numeric libraries start no worker threads of their own: a thread still alive when a script ends
+        # restarts the sandbox (SandboxKernel.end_script), so only threads a script started may be left.
+        OPENBLAS_NUM_THREADS="1",
+        OMP_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
+        JE_ARROW_MALLOC_CONF="background_thread:false",
     )
     return env
 

@@ -33,6 +33,7 @@ from codeagent.sandbox.host.logs import keep_log
 from codeagent.sandbox.host.output import OutputCollector, describe_display, png_size, strip_ansi
 from codeagent.sandbox.host.policy import SandboxPolicy
 from codeagent.sandbox.host.reaper import kill_strays, trusted_chain
+from codeagent.sandbox.host.threads import tasks, threads_left
 from codeagent.sandbox.protocol.launch_spec import LaunchSpec
 from codeagent.sandbox.protocol.spin import SpinGate
 
@@ -151,7 +152,7 @@ class SandboxKernel:
         self._installed_specs: list[dict[str, Any]] | None = None  # what the running kernel has
         self.restarts = 0
         self._trusted: list[int] = []  # launcher [, init], kernel: the processes a script end keeps
-        self._kernel_threads = 0  # the kernel's threads before any script ran
+        self._kernel_threads: set[int] = set()  # the kernel's threads before any script ran (threads.py)
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -230,7 +231,7 @@ class SandboxKernel:
             self._setup_runtime()
         except SandboxError as e:
             raise self._start_failed(str(e)) from None
-        self._kernel_threads = _thread_count(self._trusted[-1])
+        self._kernel_threads = tasks(self._trusted[-1])
         self._stop_listening()
 
     def _zmq_context(self) -> zmq.Context[Any]:
@@ -323,7 +324,7 @@ class SandboxKernel:
 
     def end_script(self) -> str | None:
         """Kill and reap every process the last script started; restart the kernel when that fails or the
-        script left so many threads that the next one could not start any. Returns a notice on restart."""
+        script left threads running (see threads.py). Returns a notice on restart."""
         if self.km is None or not self._trusted or not self.is_alive():
             return None
         kernel = self._trusted[-1]
@@ -335,10 +336,11 @@ class SandboxKernel:
         problem = None
         if done.left or done.zombies:
             problem = f"{done.left + done.zombies} processes it started could not be ended"
-        elif _thread_count(kernel) - self._kernel_threads > self.policy.max_processes // 2:
-            problem = f"{_thread_count(kernel) - self._kernel_threads} threads it started were still running"
+        elif left := threads_left(kernel, self._kernel_threads):
+            problem = f"{left} threads it started were still running after it returned"
         if problem is None:
             return None
+        log.warning("restarting the sandbox: %s", problem)
         self.restart()
         return f"SandboxRestarted: {problem}; the sandbox was restarted, so its variables are gone."
 
@@ -626,13 +628,6 @@ class SandboxKernel:
             f"SandboxCrashed: the sandbox kernel died during the script{how}, e.g. out of memory or killed; "
             "it was restarted, so its variables are gone."
         )
-
-
-def _thread_count(pid: int) -> int:
-    try:
-        return len(os.listdir(f"/proc/{pid}/task"))
-    except OSError:
-        return 0
 
 
 def workspace_usage(path: str, stop_after: int) -> tuple[int, int]:

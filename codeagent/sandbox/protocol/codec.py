@@ -269,9 +269,9 @@ class _Decoder:
         if kind == "arrow":
             return _read_ipc(buffer)
         if kind == "dataframe":
-            return _read_ipc(buffer).to_pandas()
+            return _read_ipc(buffer).to_pandas(use_threads=False)  # Arrow's pool would outlive the script
         if kind == "series":
-            series = _read_ipc(buffer).to_pandas()["__value__"]
+            series = _read_ipc(buffer).to_pandas(use_threads=False)["__value__"]
             series.name = obj.get("name")
             return series
         raise MalformedDataError(f"unknown buffer kind {str(kind)[:40]!r}")
@@ -312,7 +312,8 @@ def _read_ipc(buffer: Buffer) -> Any:
     except ImportError:
         raise MalformedDataError("received an Arrow table but pyarrow is not installed") from None
     try:
-        table = pa.ipc.open_stream(pa.py_buffer(buffer)).read_all()
+        options = pa.ipc.IpcReadOptions(use_threads=False)
+        table = pa.ipc.open_stream(pa.py_buffer(buffer), options=options).read_all()
         table.validate(full=True)
     except (pa.ArrowException, OSError, ValueError) as e:
         raise MalformedDataError(f"invalid Arrow IPC stream ({e})") from None
