@@ -12,7 +12,7 @@ from codeagent.agent.message_params import tool_result
 from codeagent.agent.prompt import EXECUTE_PYTHON
 from codeagent.agent.settings import Sandbox
 from codeagent.agent.trace import CodeAgentResult, ScriptRun
-from codeagent.sandbox.host.output import cap_text
+from codeagent.sandbox.host.output import HOST, cap_text, mark_imitations
 from codeagent.tools.approval import INTERRUPTED_NOTE, Approvals, Decision, script_denial_message
 from codeagent.tools.dispatch import TRACE_VALUE_CHARS, ToolDispatcher, ToolGate
 from codeagent.tools.records import ToolCallRecord
@@ -73,7 +73,8 @@ class ActionRunner:
             result.direct_calls.append(call)
             self._emit("tool_call", call)
         if reply.ok:
-            return tool_result(block.id, cap_text(reply.text, self.output_chars), False)
+            text = mark_imitations(cap_text(reply.text.replace(HOST, ""), self.output_chars, HOST))
+            return tool_result(block.id, text, False)
         return tool_result(block.id, reply.error_text, True)
 
     def _confirmed_run(self, result: CodeAgentResult, step: int, code: str) -> ScriptRun:

@@ -103,7 +103,7 @@ def script_result(
         if out.traceback is None:
             out.traceback = strip_ansi("\n".join(map(str, reply["content"].get("traceback", []))))[: out.hard_limit]
     if notice:
-        out.traceback = (out.traceback + "\n" if out.traceback else "") + notice
+        out.notices += notice.splitlines()
     return ExecutionResult(
         output=out.for_model(output_chars),
         status=status,
@@ -584,7 +584,7 @@ class SandboxKernel:
                     continue
                 bundle = {"data": data, "metadata": metadata if isinstance(metadata, dict) else {}}
                 if out.add_display(bundle):
-                    out.add(describe_display(bundle["data"], len(out.displays)) + "\n")
+                    out.add_note(describe_display(bundle["data"], len(out.displays)) + "\n")
                     if on_display:
                         on_display(bundle)
             elif kind == "status" and content.get("execution_state") == "idle":

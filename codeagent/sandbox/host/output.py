@@ -25,17 +25,56 @@ def strip_controls(text: str) -> str:
     return _CONTROLS.sub("", text.replace("\r\n", "\n"))
 
 
+# -- the host's own notes, unforgeable ---------------------------------------------------------------------
+# The host writes a few lines into what the model (and the final view) reads of a script: display placeholders
+# (``[figure 1: 640×480 PNG]``), cap notes (``… truncated N chars …``) and notices (``TimeoutError: the script
+# ran longer …``, ``SandboxRestarted: …``, ``SandboxCrashed: …``, ``WorkspaceFull: …``). Everything else comes
+# from the sandbox (prints, tool data the script printed, tracebacks) and may imitate them, so every untrusted
+# line that starts like a host note (after blanks, invisible characters and control sequences, in full-width
+# forms too) is tagged UNTRUSTED_TAG: a line that starts like a note and has no tag is the host's.
+
+#: Put before an untrusted line that looks like a host note.
+UNTRUSTED_TAG = "(script output) "
+
+_INVISIBLE = (  # possessive: a run of blanks and controls is never backtracked into
+    r"(?:" + _CONTROLS.pattern + r"|[\s\u00ad\u034f\u061c\u115f\u1160\u17b4\u17b5\u180e\u200b-\u200f\u2060-\u206f"
+    r"\u3164\ufeff])*+"
+)
+_NOTE_START = (
+    r"(?:[\[［]\s*(?:figure|display|image)\b"  # display placeholders
+    r"|(?:…|⋯|\.\.\.)\s*(?:truncated|[\d,]+\s+more)"  # cap notes
+    r"|\(the script printed nothing\)"
+    r"|(?:TimeoutError|SandboxRestarted|SandboxCrashed|WorkspaceFull|SandboxError)\s*:"  # notices
+    r"|(?:WARNING|NOTE):\s*script\s+\d|⚠)"  # the final view's own lines
+)
+_ANYWHERE = re.compile(_NOTE_START, re.IGNORECASE)
+_IMITATION = re.compile(_INVISIBLE + _NOTE_START, re.IGNORECASE)
+
+
+#: Starts each host note while the output is assembled (a private-use character, removed from sandbox text).
+HOST = "\ue000"
+
+
+def mark_imitations(text: str) -> str:
+    """``text`` with :data:`UNTRUSTED_TAG` before each line that starts like a host note, except the host's own
+    (those starting with :data:`HOST`, which is then removed)."""
+    if _ANYWHERE.search(text):
+        # line by line (every break str.splitlines knows, as a reader would see them): linear in the text's size
+        text = "".join(UNTRUSTED_TAG + line if _IMITATION.match(line) else line for line in text.splitlines(True))
+    return text.replace(HOST, "")
+
+
 strip_ansi = strip_controls  # tracebacks arrive coloured
 
 
-def cap_text(text: str, limit: int) -> str:
+def cap_text(text: str, limit: int, note_start: str = "") -> str:
     """``text`` if short enough, else its head and tail around a visible ``… truncated N chars`` note."""
     if len(text) <= limit:
         return text
     tail = min(2_000, limit // 4)
     head = limit - tail
     dropped = len(text) - head - tail
-    return f"{text[:head]}\n… truncated {dropped:,} chars …\n{text[len(text) - tail :]}"
+    return f"{text[:head]}\n{note_start}… truncated {dropped:,} chars …\n{text[len(text) - tail :]}"
 
 
 @dataclass
@@ -52,6 +91,7 @@ class OutputCollector:
 
     display_bytes: int = 0
     dropped_displays: int = 0
+    notices: list[str] = field(default_factory=list)  # the host's, after the output (timeout, restart, quota)
 
     def add_display(self, bundle: dict[str, Any]) -> bool:
         """Keep a rich output while the displays stay under ``hard_limit`` characters in all; else count it."""
@@ -63,7 +103,13 @@ class OutputCollector:
         self.displays.append(bundle)
         return True
 
-    def add(self, text: str) -> None:
+    def add_note(self, text: str) -> None:
+        """A line the host writes into the output (a display's placeholder)."""
+        self.add(text, trusted=True)
+
+    def add(self, text: str, trusted: bool = False) -> None:
+        """Output of the script (untrusted: it may not start a host note, see :func:`mark_imitations`)."""
+        text = HOST + text if trusted else text.replace(HOST, "")
         room = self.hard_limit - self.kept
         if room <= 0:
             self.dropped += len(text)
@@ -81,14 +127,16 @@ class OutputCollector:
         """Printed output, then the final expression's repr or the traceback, capped at ``limit`` chars."""
         text = "".join(self.parts)
         if self.dropped:
-            text += f"\n… {self.dropped:,} more chars of output were dropped by the host …\n"
+            text += f"\n{HOST}… {self.dropped:,} more chars of output were dropped by the host …\n"
         if self.dropped_displays:
-            text += f"\n… {self.dropped_displays:,} more displays (figures, HTML) were dropped by the host …\n"
+            text += f"\n{HOST}… {self.dropped_displays:,} more displays (figures, HTML) were dropped by the host …\n"
         if self.result_repr is not None:
-            text += ("" if not text or text.endswith("\n") else "\n") + self.result_repr
+            text += ("" if not text or text.endswith("\n") else "\n") + self.result_repr.replace(HOST, "")
         if self.traceback is not None:
-            text += ("" if not text or text.endswith("\n") else "\n") + self.traceback
-        return cap_text(text, limit) if text else "(the script printed nothing)"
+            text += ("" if not text or text.endswith("\n") else "\n") + self.traceback.replace(HOST, "")
+        for notice in self.notices:
+            text += ("" if not text or text.endswith("\n") else "\n") + HOST + notice
+        return mark_imitations(cap_text(text, limit, HOST)) if text else "(the script printed nothing)"
 
 
 def describe_display(data: dict[str, Any], n: int) -> str:

@@ -376,7 +376,7 @@ def _take_iopub(
     elif kind in ("display_data", "update_display_data"):
         bundle = {"data": content.get("data", {}), "metadata": content.get("metadata", {})}
         if isinstance(bundle["data"], dict) and out.add_display(bundle):
-            out.add(describe_display(bundle["data"], len(out.displays)) + "\n")
+            out.add_note(describe_display(bundle["data"], len(out.displays)) + "\n")
             if on_display:
                 on_display(bundle)
     elif kind == "status" and content.get("execution_state") == "idle":
