@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+import socket
+import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -38,3 +42,33 @@ def notebook_servers() -> Iterator[Any]:
 
 def hostile(mode: str, *extra: str) -> dict[str, Any]:
     return {"command": sys.executable, "args": [HOSTILE, mode, *extra]}
+
+
+HTTP_SERVER = str(Path(__file__).with_name("http_server.py"))
+
+
+@contextlib.contextmanager
+def http_server(tmp_path: Path, *args: str) -> Iterator[str]:
+    """A real Streamable HTTP MCP server (http_server.py) in a subprocess on 127.0.0.1; yields its URL."""
+    port_file = tmp_path / f"port-{len(list(tmp_path.iterdir()))}"
+    process = subprocess.Popen([sys.executable, HTTP_SERVER, str(port_file), *args], stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not port_file.exists() or not port_file.read_text():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the HTTP MCP server did not start: {process.stderr.read()!r}")  # type: ignore[union-attr]
+            time.sleep(0.05)
+        port = int(port_file.read_text())
+        while True:  # the port file is written just before uvicorn listens on the socket
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+            time.sleep(0.05)
+        yield f"http://127.0.0.1:{port}/mcp"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        process.stderr.close()  # type: ignore[union-attr]

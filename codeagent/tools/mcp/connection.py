@@ -11,17 +11,17 @@ import concurrent.futures
 import contextlib
 import os
 import re
-import sys
 import tempfile
 import threading
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
+from contextlib import AsyncExitStack
 from typing import Any
 
+from codeagent.tools.mcp.loop import LoopThread
+from codeagent.tools.mcp.transports import HttpStatus, ServerSpec, http_transport, stdio_transport, watched, where
+
+__all__ = ["LoopThread", "McpServerError", "McpUnavailable", "ServerConnection", "ServerSpec", "require_mcp"]
+
 REQUEST_TIMEOUT = -32001  # JSON-RPC error code of a request that timed out (mcp_types.REQUEST_TIMEOUT)
-LEASH = str(Path(__file__).with_name("leash.py"))
 STDERR_TAIL_CHARS = 400
 MAX_TOOLS = 20_000
 MAX_PAGES = 200
@@ -45,122 +45,10 @@ def require_mcp() -> None:
         ) from None
 
 
-@dataclass
-class ServerSpec:
-    """How to reach one server. Lives only in the notebook kernel: never sent to the sandbox."""
-
-    name: str
-    command: str | None = None
-    args: list[str] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
-    cwd: str | None = None
-    url: str | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    start_timeout: float = 30.0
-    call_timeout: float = 60.0
-
-    @property
-    def transport(self) -> str:
-        return "http" if self.url else "stdio"
-
-    def __repr__(self) -> str:  # env and headers may hold secrets
-        where = self.url if self.url else " ".join([self.command or "", *self.args])
-        return f"ServerSpec({self.name!r}, {self.transport}: {where[:80]!r})"
-
-
-class LoopThread:
-    """A daemon thread running one event loop, shared by every MCP session of the kernel."""
-
-    def __init__(self) -> None:
-        self._portal: Any = None
-        self._lock = threading.Lock()
-        self._thread: threading.Thread | None = None
-
-    def portal(self) -> Any:
-        with self._lock:
-            if self._portal is None:
-                import anyio
-                from anyio.from_thread import BlockingPortal
-
-                ready = threading.Event()
-                box: dict[str, Any] = {}
-
-                async def serve() -> None:
-                    async with BlockingPortal() as portal:
-                        box["portal"] = portal
-                        ready.set()
-                        await portal.sleep_until_stopped()
-
-                def run() -> None:
-                    try:
-                        anyio.run(serve)
-                    finally:
-                        ready.set()
-
-                self._thread = threading.Thread(target=run, name="codeagent-mcp", daemon=True)
-                self._thread.start()
-                ready.wait()
-                self._portal = box["portal"]
-            return self._portal
-
-    def close(self) -> None:
-        with self._lock:
-            portal, self._portal = self._portal, None
-        if portal is not None:
-            with contextlib.suppress(Exception):
-                portal.call(portal.stop, True)
-            if self._thread is not None:
-                self._thread.join(timeout=5)
-
-
 def _one_line(text: str, limit: int = STDERR_TAIL_CHARS) -> str:
     lines = [_ANSI.sub("", line).strip() for line in text.splitlines()]
     joined = " | ".join(line for line in lines if line)
     return joined if len(joined) <= limit else "…" + joined[-limit:]
-
-
-class _WatchedStream:
-    """The transport's read stream, noting when the server side ends (the server died or hung up)."""
-
-    def __init__(self, inner: Any, on_end: Callable[[], None]) -> None:
-        self._inner = inner
-        self._on_end = on_end
-
-    async def receive(self) -> Any:
-        import anyio
-
-        try:
-            return await self._inner.receive()
-        except (anyio.EndOfStream, anyio.ClosedResourceError, anyio.BrokenResourceError):
-            self._on_end()
-            raise
-
-    def __aiter__(self) -> _WatchedStream:
-        return self
-
-    async def __anext__(self) -> Any:
-        import anyio
-
-        try:
-            return await self.receive()
-        except anyio.EndOfStream:
-            raise StopAsyncIteration from None
-
-    async def __aenter__(self) -> _WatchedStream:
-        await self._inner.__aenter__()
-        return self
-
-    async def __aexit__(self, *exc: Any) -> Any:
-        return await self._inner.__aexit__(*exc)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._inner, name)
-
-
-@asynccontextmanager
-async def _watched(transport: Any, on_end: Callable[[], None]) -> AsyncIterator[Any]:
-    async with transport as (read, write):
-        yield _WatchedStream(read, on_end), write
 
 
 class ServerConnection:
@@ -179,6 +67,7 @@ class ServerConnection:
         self._connected = False
         self._fresh_restart = False  # restarted and not yet answered a call: a second death is final
         self._log_dir: str | None = None
+        self._http: HttpStatus | None = None
         self._lock = threading.RLock()
 
     # -- diagnostics ---------------------------------------------------------------------------------
@@ -199,6 +88,11 @@ class ServerConnection:
             return ""
 
     def _fail_line(self, what: str) -> str:
+        if self.spec.url:  # an HTTP server has no stderr of ours: name where it is and what it answered
+            answered = self._http.last_error if self._http else ""
+            return f"MCP server {self.spec.name!r} at {where(self.spec.url)} {what}" + (
+                f" (it answered {answered})" if answered and answered not in what else ""
+            )
         tail = self.stderr_tail()
         return f"MCP server {self.spec.name!r} {what}" + (f"; stderr: {tail}" if tail else "")
 
@@ -268,28 +162,14 @@ class ServerConnection:
         def ended() -> None:
             self._connected = False
 
-        spec = self.spec
-        if spec.url:
-            from mcp.client.streamable_http import streamable_http_client
-            from mcp.shared._httpx_utils import create_mcp_http_client
-
-            http = create_mcp_http_client(headers=dict(spec.headers))
-            transport: Any = streamable_http_client(spec.url, http_client=http)
+        if self.spec.url:
+            self._http = HttpStatus()
+            transport = http_transport(self.spec.url, self.spec.headers, self._http)
         else:
-            from mcp import StdioServerParameters
-            from mcp.client.stdio import stdio_client
-
-            assert spec.command
+            assert self.spec.command
             errlog = stack.enter_context(open(self.log_path or os.devnull, "a", encoding="utf-8"))  # noqa: SIM115
-            params = StdioServerParameters(
-                command=sys.executable,
-                args=["-I", "-S", LEASH, "--remove-when-orphaned", self._log_dir or "", "--", spec.command, *spec.args],
-                env=dict(spec.env),
-                cwd=spec.cwd,
-                encoding_error_handler="replace",
-            )
-            transport = stdio_client(params, errlog=errlog)
-        return Client(_watched(transport, ended), read_timeout_seconds=spec.call_timeout)
+            transport = stdio_transport(self.spec, self._log_dir or "", errlog)
+        return Client(watched(transport, ended), read_timeout_seconds=self.spec.call_timeout)
 
     def _teardown(self) -> None:
         owner, self._owner = self._owner, None
