@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -10,6 +11,11 @@ from typing import Any
 import pytest
 
 from tests.isolation import isolate, leftovers
+
+# pytest imports this file as ``conftest``; test modules import its helpers as ``tests.conftest``. One module
+# under both names, so its code (isolate() included) runs once and its state is not duplicated.
+if __name__ == "conftest":
+    sys.modules.setdefault("tests.conftest", sys.modules[__name__])
 
 # Before anything reads them: HOME, the IPython/Jupyter/XDG directories and TMPDIR point into one private folder.
 PRIVATE = isolate()
