@@ -12,8 +12,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef)
-#: Exceptions the sandbox defines, as the built-ins they derive from (the real functions raise their own types).
-SANDBOX_ERRORS = {"ToolError": "Exception", "ToolDenied": "PermissionError", "BudgetExceeded": "RuntimeError"}
+#: Exceptions the sandbox defines, as the cell names them: ``ToolError`` is imported from codeagent.tools (the
+#: cell's tools raise it as the stubs did); no gate runs in the cell, so the other two are their built-in bases.
+SANDBOX_ERRORS = {"ToolDenied": "PermissionError", "BudgetExceeded": "RuntimeError"}
 _NESTED = (*_SCOPES, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
 
 

@@ -3,9 +3,9 @@
 The scripts are rewritten (:mod:`cell_rewrite`): tool stubs become the registered tools, bound with
 ``notebook_tool("name")`` (MCP namespaces with ``notebook_tools("ns")``), which call them the way the sandbox's
 stubs did (validation, values through the bridge's encoding), so the cell prints what the sandbox printed.
-``set_result(x)`` becomes an assignment to a variable the user names, ``ToolError`` becomes ``Exception`` (the
-real functions raise their own exception types), and the final expression of every script but the last is
-displayed, as the sandbox showed it. ``--data`` names need no rewriting: in the notebook they already are the
+``set_result(x)`` becomes an assignment to a variable the user names, ``ToolError`` is imported from
+:mod:`codeagent.tools` (the tools raise it as the stubs did), and the final expression of every script but the
+last is displayed, as the sandbox showed it. ``--data`` names need no rewriting: in the notebook they already are the
 notebook's variables. Scripts that failed are left out; the others are concatenated in order, so a script that
 used an earlier one's variables still runs.
 """
@@ -78,10 +78,12 @@ def cell_source(
         body.append(rewrite(script.code, tree, renames, variable, display_last=not last).rstrip())
 
     prologue = []
-    if bindings:
-        functions = [f for f in ("notebook_tool", "notebook_tools") if any(c.startswith(f + "(") for _, c in bindings)]
-        prologue.append(f"from codeagent.tools import {', '.join(functions)}")
-        prologue += [f"{alias} = {call}" for alias, call in bindings]
+    names = [f for f in ("notebook_tool", "notebook_tools") if any(c.startswith(f + "(") for _, c in bindings)]
+    if "ToolError" in usage.loaded and "ToolError" not in usage.assigned:
+        names.append("ToolError")  # what the cell's tools raise for a non-built-in exception, as the stubs did
+    if names:
+        prologue.append(f"from codeagent.tools import {', '.join(names)}")
+    prologue += [f"{alias} = {call}" for alias, call in bindings]
     if len(kept) > 1 and any(needs_display(tree) for tree in trees[:-1]):
         prologue.append("from IPython.display import display")
     header = _header(result, kept, [*tools, *mcp], set(spaces), usage, namespace, variable)

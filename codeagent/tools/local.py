@@ -20,10 +20,38 @@ from typing import Any
 from codeagent.sandbox.protocol import codec
 from codeagent.sandbox.protocol.messages import BridgeRequest, Pending, Reply
 from codeagent.tools.dispatch import ToolDispatcher, run_to_completion
+from codeagent.tools.error_text import builtin_base, exception_message
 from codeagent.tools.registry import ToolRegistry, default_registry
 
 _MISSING = inspect.Parameter.empty
 _ids = itertools.count(1)
+
+
+class ToolError(Exception):
+    """As in the sandbox: the base of exceptions a tool raised whose type is not a Python built-in (a cell's
+    ``except ToolError`` catches what the script's caught, and lets a built-in ``TypeError`` through)."""
+
+
+_error_types: dict[tuple[str, str | None], type[Exception]] = {}
+
+
+def as_in_sandbox(error: BaseException) -> BaseException:
+    """The exception the script saw for ``error``: a built-in as it is; another type as a ToolError subclass of
+    that name (and of its nearest built-in base) with the message the sandbox got, caused by ``error``."""
+    builtin = getattr(builtins, type(error).__name__, None)
+    if builtin is type(error) or not isinstance(error, Exception):
+        return error
+    name, base = type(error).__name__, builtin_base(error)
+    if (name, base) not in _error_types:
+        parent = getattr(builtins, base or "", None)
+        bases = (ToolError, parent) if isinstance(parent, type) and issubclass(parent, Exception) else (ToolError,)
+        try:
+            _error_types[name, base] = type(name, bases, {"__module__": "tools"})
+        except TypeError:  # a built-in base that cannot be mixed in
+            _error_types[name, base] = type(name, (ToolError,), {"__module__": "tools"})
+    wrapped = _error_types[name, base](exception_message(error))
+    wrapped.__cause__ = error
+    return wrapped
 
 
 class LocalTool:
@@ -90,7 +118,7 @@ def _answer(reply: Reply, dispatcher: ToolDispatcher) -> Any:
     if reply.ok:
         return codec.decode(reply.body, [bytearray(b) for b in reply.buffers])
     if dispatcher.last_error is not None:
-        raise dispatcher.last_error
+        raise as_in_sandbox(dispatcher.last_error)
     error = reply.head.get("error") or {}
     kind = getattr(builtins, str(error.get("type")), None)
     kind = kind if isinstance(kind, type) and issubclass(kind, Exception) else RuntimeError

@@ -173,6 +173,13 @@ try:
     span("three")
 except TypeError as e:  # the stub's argument check, in the sandbox and in the cell
     print("rejected:", type(e).__name__)
+for key in ("k", 3):
+    try:
+        fail(key)
+    except ToolError as e:  # a tool's own exception type: a ToolError of that name, its built-in base kept
+        print("caught", type(e).__name__, isinstance(e, LookupError), e)
+    except TypeError as e:
+        print("not a str:", isinstance(e, ToolError))
 """
 
 
@@ -185,7 +192,15 @@ def test_cell_calls_tools_through_the_same_validation_and_json(
         """The start and the end of a span."""
         return (start, start + width)
 
+    class Missing(LookupError):
+        pass
+
+    def fail(key: str) -> str:
+        """Always fails."""
+        raise Missing(f"no {key}")
+
     tool(span)
+    tool(fail)
     shell.user_ns["span"] = span
     try:
         model_server.add_turns(code_turn(SPANS), answer_with)
@@ -194,7 +209,9 @@ def test_cell_calls_tools_through_the_same_validation_and_json(
             res = shell.run_line_magic("codeagent", "--cell Where do the spans end?")
         source = shell.rl_next_input
         printed = res.scripts[0].output
-        assert printed == "[4, 5] list 8\nTrue False\nrejected: TypeError\n"  # a tuple arrives as a list
+        assert printed == (  # a tuple arrives as a list
+            "[4, 5] list 8\nTrue False\nrejected: TypeError\ncaught Missing True no k\nnot a str: False\n"
+        )
         asked = len(model_server.requests)
         with capture_output() as ran:
             shell.run_cell(source, store_history=False).raise_error()
@@ -202,7 +219,7 @@ def test_cell_calls_tools_through_the_same_validation_and_json(
         assert len(model_server.requests) == asked
         assert shell.user_ns["span"] is span and span(1) == (1, 3)  # the notebook's function untouched
     finally:
-        for name in ("span", "span_tool", "lo", "hi"):
+        for name in ("span", "span_tool", "fail", "lo", "hi", "key"):
             shell.user_ns.pop(name, None)
 
 
