@@ -31,6 +31,11 @@ MODE = os.environ.get("CODEAGENT_SECURITY_SANDBOX_MODE", "auto")
 ALLOW_ROOT = os.environ.get("CODEAGENT_SECURITY_ALLOW_ROOT") == "1"
 
 
+def socket_locked(sandbox: SandboxKernel) -> bool:
+    """Whether the sandbox may create no socket (no mount namespace: seccomp_filter.lock_shared_host)."""
+    return "seccomp" in sandbox.layers and "mounts" not in sandbox.layers
+
+
 def tight_policy(**overrides: object) -> SandboxPolicy:
     """Small limits so resource attacks end in seconds (the defaults allow minutes)."""
     base = SandboxPolicy(

@@ -37,6 +37,7 @@ def test_sandboxes_die_when_the_host_is_killed(mode: str) -> None:
     # A killed host cannot remove its sandboxes' run folders: they go to a folder of their own, removed below
     # (short: the bridge socket's path must fit in sun_path).
     folder = tempfile.mkdtemp(prefix="killed-")
+    os.chmod(folder, 0o755)  # a root host's sandbox uid must reach its run folder when there is no mount namespace
     env = {**os.environ, "TMPDIR": folder}
     host = subprocess.Popen([sys.executable, "-c", HOST, mode], stdout=subprocess.PIPE, text=True, env=env)
     try:

@@ -23,6 +23,11 @@ def sandbox_info(policy: SandboxPolicy) -> str:
         if name not in layers:
             remedy = REMEDIES.get(name)
             lines.append(f"      without it: {LOSSES[name]}{'. Remedy: ' + remedy if remedy else ''}")
+    lines.append(f"  ✗ cgroup: {cgroup_status()}")
+    lines.append(
+        "      without it: the memory of all the sandbox's processes together is not capped (the memory limit is "
+        "per process); the number of processes is bounded by RLIMIT_NPROC instead"
+    )
     lines.extend(f"  note: {n}" for n in notes)
     if set(layers) <= {"rlimits"}:
         lines.append("  WARNING: no lockdown layer is active; generated code runs with your user's rights.")
@@ -40,6 +45,24 @@ def sandbox_info(policy: SandboxPolicy) -> str:
         f"trace keeps {policy.trace_value_chars:,} chars of arguments"
     )
     return "\n".join(lines)
+
+
+def cgroup_status() -> str:
+    """Whether a cgroup v2 subtree with the pids and memory controllers is delegated to this process (not
+    used yet either way: the line says which)."""
+    import os
+
+    try:
+        with open("/proc/self/cgroup") as f:
+            own = next((line.split("::", 1)[1].strip() for line in f if line.startswith("0::")), None)
+        with open("/sys/fs/cgroup/cgroup.controllers") as f:
+            controllers = set(f.read().split())
+    except OSError:
+        return "not used; no cgroup v2 hierarchy at /sys/fs/cgroup (cgroup v1, or not Linux)"
+    directory = os.path.join("/sys/fs/cgroup", (own or "/").lstrip("/"))
+    if not {"pids", "memory"} <= controllers or not os.access(directory, os.W_OK):
+        return f"not used; no writable cgroup v2 delegation with pids and memory here ({directory})"
+    return f"not used yet, although {directory} is a writable cgroup v2 delegation with pids and memory"
 
 
 def applied_limits(policy: SandboxPolicy, layers: list[str]) -> str:

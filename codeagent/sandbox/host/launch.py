@@ -69,12 +69,39 @@ def uses_user_namespace(layers: list[str]) -> bool:
     return "namespaces" in layers and user_namespaces_work()
 
 
+#: Without a user namespace, RLIMIT_NPROC counts every task of the sandbox's uid on the host: a root host gives
+#: each such sandbox a uid of its own from this range (no task of it running, no passwd entry), so the process
+#: limit is the sandbox's alone and sandboxes cannot signal or trace one another.
+DEDICATED_UIDS = range(1 << 30, (1 << 30) + (1 << 20))
+
+
+def sandbox_uid(policy: SandboxPolicy, layers: list[str]) -> int:
+    """The uid a root host's sandbox runs as: ``policy.sandbox_uid``, or a dedicated one without a user
+    namespace (unless the user chose a uid other than the default)."""
+    default = SandboxPolicy.model_fields["sandbox_uid"].default
+    if uses_user_namespace(layers) or set(layers) <= {"rlimits"} or policy.sandbox_uid != default:
+        return policy.sandbox_uid
+    import pwd
+    import secrets
+
+    from codeagent.sandbox.guest.lockdown.rlimits import tasks_of
+
+    for _ in range(32):
+        uid = DEDICATED_UIDS[secrets.randbelow(len(DEDICATED_UIDS))]
+        try:
+            pwd.getpwuid(uid)
+        except KeyError:
+            if tasks_of(uid) == 0:
+                return uid
+    return policy.sandbox_uid
+
+
 def build_launch_spec(
     policy: SandboxPolicy, connection_file: str, workspace: str, run_dir: str, layers: list[str]
 ) -> LaunchSpec:
     """What the guest launcher applies before it starts the kernel of ``connection_file``."""
     p = policy
-    uid = p.sandbox_uid if os.geteuid() == 0 else os.geteuid()
+    uid = sandbox_uid(p, layers) if os.geteuid() == 0 else os.geteuid()
     limits: Limits = {
         "memory_mb": p.memory_mb,
         "cpu_seconds": p.cpu_seconds,

@@ -103,7 +103,8 @@ def apply(spec: dict[str, Any]) -> None:
             rlimits.apply_nproc(limits["max_processes"], shared_uid=None if in_userns else ident.uid)
     if "pidns" in layers:
         with _layer("pidns"):
-            pidns.enter()  # from here on we are pid 1 of the new namespace
+            drop = (lambda: _drop_supervisor(ident)) if ident.drops_root and not in_userns else None
+            pidns.enter(drop)  # from here on we are pid 1 of the new namespace
             if "mounts" not in layers:
                 _sys.mount(None, "/", None, _sys.MS_REC | _sys.MS_PRIVATE)
                 _sys.mount("proc", "/proc", "proc", _sys.MS_NOSUID | _sys.MS_NODEV | _sys.MS_NOEXEC)
@@ -137,6 +138,14 @@ def apply(spec: dict[str, Any]) -> None:
     if "pidns" in layers:
         with _layer("pidns"):
             pidns.spawn_kernel()
+
+
+def _drop_supervisor(ident: Identity) -> None:
+    """The launcher outside the PID namespace (root, no user namespace) needs no privilege either."""
+    from . import identity
+
+    identity.switch(ident)
+    identity.verify_dropped(ident)
 
 
 def _drop_root_directly(spec: dict[str, Any], view: FsView, ident: Identity, granted: bool) -> None:

@@ -19,6 +19,7 @@ import os
 import select
 import signal
 import sys
+from collections.abc import Callable
 from types import FrameType
 
 from . import _sys
@@ -43,7 +44,7 @@ def _supervise(child: int, host_fd: int | None) -> None:
     """
 
     def forward(signum: int, _frame: FrameType | None) -> None:
-        with contextlib.suppress(ProcessLookupError):
+        with contextlib.suppress(OSError):  # (EPERM while init has not dropped root yet)
             os.kill(child, signum)
 
     for sig in FORWARDED:
@@ -57,7 +58,7 @@ def _supervise(child: int, host_fd: int | None) -> None:
     while True:
         ready = {fd for fd, _ in poller.poll()}
         if host_fd is not None and host_fd in ready:
-            with contextlib.suppress(ProcessLookupError):
+            with contextlib.suppress(OSError):
                 os.kill(child, signal.SIGKILL)  # init dies, and with it everything in the namespace
             poller.unregister(host_fd)
             host_fd = None
@@ -89,8 +90,9 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def enter() -> None:
-    """Fork into a new PID namespace; returns in its init (pid 1). The caller stays outside for good."""
+def enter(drop: Callable[[], None] | None = None) -> None:
+    """Fork into a new PID namespace; returns in its init (pid 1). The caller stays outside for good, after
+    ``drop()`` (a root host without a user namespace: the supervisor becomes the sandbox uid as well)."""
     global _parent_alive_fd
     _sys.unshare(_sys.CLONE_NEWPID)
     os.chdir("/")  # so that pivot_root later moves the launcher's cwd too
@@ -102,6 +104,8 @@ def enter() -> None:
     child = os.fork()
     if child:
         os.close(alive_r)
+        if drop is not None:
+            drop()
         _supervise(child, host_fd)
     if host_fd is not None:
         os.close(host_fd)  # the sandbox must not hold a handle on the host process
