@@ -219,7 +219,8 @@ def test_os_system_and_shell(attack: AttackRunner, host: HostGuard, listeners: L
     )
     assert a.status == "ok", a.output
     assert "SYSTEM_RC 0" not in a.output, "os.system wrote outside the workspace"
-    assert "SHELL_RC 0" not in a.output, a.output
+    if "mounts" in attack.sandbox.layers:  # else the agent socket's path exists for ls (connecting is refused)
+        assert "SHELL_RC 0" not in a.output, a.output
     assert "No such file or directory" in a.output or "Permission denied" in a.output, a.output
     a.assert_no_secret(host.all_secrets())
     host.assert_unaffected()
@@ -347,7 +348,8 @@ def test_processes_the_script_started_die_with_the_script(own_sandbox: SandboxKe
         runner = AttackRunner(own_sandbox, server, tools)
         a = runner(
             "import subprocess, sys, time\n"
-            "sleeper = f'import time, signal; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            'sleeper = f\'import os, time, signal; open(f"alive-{{os.getpid()}}", "w").close(); '
+            "signal.signal(signal.SIGTERM, signal.SIG_IGN); "
             "signal.signal(signal.SIGHUP, signal.SIG_IGN); time.sleep(600)  # MARKER'\n"
             "child = subprocess.Popen([sys.executable, '-c', sleeper.replace('MARKER', 'child-" + marker + "')])\n"
             "session = subprocess.Popen([sys.executable, '-c', sleeper.replace('MARKER', 'session-" + marker + "')],\n"
@@ -359,14 +361,8 @@ def test_processes_the_script_started_die_with_the_script(own_sandbox: SandboxKe
             + marker
             + "')])\n"
             "    os._exit(0)\n"
-            "def running():\n"
-            "    found = 0\n"
-            "    for pid in filter(str.isdigit, os.listdir('/proc')):\n"
-            "        try:\n"
-            f"            found += {marker!r}.encode() in open(f'/proc/{{pid}}/cmdline', 'rb').read()\n"
-            "        except OSError:\n"
-            "            pass\n"
-            "    return found\n"
+            "def running():  # each sleeper leaves a file (without a PID namespace /proc may not be listable)\n"
+            "    return len([name for name in os.listdir('.') if name.startswith('alive-')])\n"
             "for _ in range(50):\n"
             "    if running() >= 3:\n"
             "        break\n"
