@@ -118,7 +118,8 @@ def test_an_image_is_shown_in_the_notebook_and_the_model_gets_a_placeholder(
     add_mcp_server("pics", **hostile("image"))
     model_server.add_turns(code_turn("print(pics.echo(n=1))"), echo_output)
     result, captured = run(shell, "draw")
-    assert result.answer.startswith("[image 1: image/png, 70 bytes, shown in the notebook]")
+    # the script printed the placeholder it got, so #12 tags the line as the script's (it cannot pose as the host's)
+    assert result.answer.splitlines()[0].endswith("[image 1: image/png, 70 bytes, shown in the notebook]")
     assert any("image/png" in out.data for out in captured.outputs)
     assert "iVBOR" not in json.dumps(model_server.requests)
 

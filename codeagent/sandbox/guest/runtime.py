@@ -23,6 +23,7 @@ from codeagent.sandbox.guest.bridge_client import (
 )
 from codeagent.sandbox.protocol.errors import NAMED_ERRORS
 from codeagent.sandbox.protocol.limits import DEFAULT_MAX_REQUEST_BYTES
+from codeagent.sandbox.protocol.tool_specs import unpack_specs as unpack_specs  # used by the host's setup code
 
 _MISSING = inspect.Parameter.empty
 
@@ -88,25 +89,40 @@ def make_stub(client: BridgeClient, spec: dict[str, Any]) -> Callable[..., Any]:
 
 
 class ToolNamespace:
-    """The tools of one MCP server: ``git.git_log(...)``. Attributes are the tools; nothing else is settable."""
+    """The tools of one MCP server: ``git.git_log(...)``. Attributes are the tools; nothing else is settable.
+
+    A tool's stub is built on first access: a server may bring hundreds of tools, and a script touches few."""
 
     _name: str
-    _tools: dict[str, Callable[..., Any]]
+    _specs: dict[str, dict[str, Any]]
+    _client: BridgeClient
 
-    def __init__(self, name: str, tools: dict[str, Callable[..., Any]]) -> None:
+    def __init__(self, name: str, specs: dict[str, dict[str, Any]], client: BridgeClient) -> None:
         object.__setattr__(self, "_name", name)
-        object.__setattr__(self, "_tools", dict(tools))
-        for attr, stub in tools.items():
-            object.__setattr__(self, attr, stub)
+        object.__setattr__(self, "_specs", dict(specs))
+        object.__setattr__(self, "_client", client)
+
+    def __getattr__(self, attr: str) -> Any:  # only called for what is not built yet
+        spec = self._specs.get(attr)
+        if spec is None:
+            raise AttributeError(
+                f"MCP server {self._name} has no tool {attr!r}; see dir({self._name}) or search_tools()"
+            )
+        stub = make_stub(self._client, spec)
+        object.__setattr__(self, attr, stub)
+        return stub
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"the tools of {self._name} cannot be replaced")
 
+    def __delattr__(self, name: str) -> None:
+        raise AttributeError(f"the tools of {self._name} cannot be removed")
+
     def __dir__(self) -> list[str]:
-        return sorted(self._tools)
+        return sorted(self._specs)
 
     def __repr__(self) -> str:
-        return f"<tools of MCP server {self._name}: {', '.join(sorted(self._tools)) or 'none'}>"
+        return f"<tools of MCP server {self._name}: {', '.join(sorted(self._specs)) or 'none'}>"
 
 
 def _text_op(op: str, what: str) -> Callable[..., str]:
@@ -180,14 +196,14 @@ def install(
     namespace["describe_tool"] = describe_tool
     for stale in [k for k, v in namespace.items() if isinstance(v, ToolNamespace)]:
         del namespace[stale]
-    grouped: dict[str, dict[str, Callable[..., Any]]] = {}
+    grouped: dict[str, dict[str, dict[str, Any]]] = {}
     for spec in specs:
         if spec.get("namespace"):
-            grouped.setdefault(spec["namespace"], {})[spec["name"]] = make_stub(client, spec)
+            grouped.setdefault(spec["namespace"], {})[spec["name"]] = spec
         else:
             namespace[spec["name"]] = make_stub(client, spec)
     for name, tools in grouped.items():
-        namespace[name] = ToolNamespace(name, tools)
+        namespace[name] = ToolNamespace(name, tools, client)
 
 
 #: The bridge address of sandboxes behind a gateway: tool calls travel on the kernel's stdin channel.

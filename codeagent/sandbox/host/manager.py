@@ -36,6 +36,7 @@ from codeagent.sandbox.host.reaper import kill_strays, trusted_chain
 from codeagent.sandbox.host.threads import tasks, threads_left
 from codeagent.sandbox.protocol.launch_spec import LaunchSpec
 from codeagent.sandbox.protocol.spin import SpinGate
+from codeagent.sandbox.protocol.tool_specs import pack_specs
 
 # Re-exported: what callers have always imported from here.
 __all__ = [
@@ -283,7 +284,7 @@ class SandboxKernel:
         code = (
             "import codeagent.sandbox.guest.runtime as _ca_runtime\n"
             f"_ca_runtime.install({self.bridge.address!r}, {self._token!r}, "
-            f"__import__('json').loads({json.dumps(json.dumps(specs))}), globals(), "
+            f"_ca_runtime.unpack_specs({pack_specs(specs)!r}), globals(), "
             f"max_request_bytes={self.bridge.max_request_bytes})\n"
             "del _ca_runtime\n"
         )
