@@ -119,15 +119,21 @@ class UnixEcho(threading.Thread):
         self.listener.listen(1)
 
     def run(self) -> None:
-        conn, _ = self.listener.accept()
         sink = bytearray(len(self.payload))
+        while True:  # one connection per script (see UNIX_CLIENT)
+            conn, _ = self.listener.accept()
+            with conn:
+                if not self._serve(conn, sink):
+                    return
+
+    def _serve(self, conn: socket.socket, sink: bytearray) -> bool:
         head = bytearray(9)
         while True:
             if not _recv_exactly(conn, memoryview(head)):
-                return
+                return True
             op, size = head[:1], struct.unpack_from("<Q", head, 1)[0]
             if op == b"q":
-                return
+                return False
             if op == b"g":
                 conn.sendall(self.payload[:size])
             elif op == b"p":
@@ -147,9 +153,14 @@ def _recv_exactly(conn: socket.socket, view: memoryview) -> bool:
     return True
 
 
-ZMQ_CLIENT = """
+#: Opened and closed in each script that uses it: the sandbox restarts after a script that leaves threads
+#: running, and a zmq context's I/O threads are threads.
+ZMQ_OPEN = """
 import zmq
-_z = zmq.Context.instance().socket(zmq.DEALER); _z.linger = 0; _z.connect({address!r})
+_zctx = zmq.Context(); _z = _zctx.socket(zmq.DEALER); _z.linger = 0; _z.connect({address!r})
+"""
+ZMQ_CLOSE = "\n_z.close(); _zctx.term()\n"
+ZMQ_CLIENT = """
 def z_echo():
     _z.send_multipart([b"e"]); _z.recv_multipart(copy=False)
 def z_get(n):
@@ -158,6 +169,9 @@ def z_put(data):
     _z.send_multipart([b"p", data], copy=False); _z.recv_multipart()
 """
 
+#: Like ZMQ_OPEN, connected in each script: a script that leaves threads (pyarrow's pool, after a DataFrame
+#: crossed the bridge) restarts the sandbox, and the connection with it.
+UNIX_CLOSE = "\n_u.close()\n"
 UNIX_CLIENT = """
 import socket, struct
 _u = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM); _u.connect({path!r})
@@ -182,7 +196,11 @@ def run_script(kernel: SandboxKernel, code: str, dispatcher: ToolDispatcher) -> 
     result = kernel.execute(PRELUDE + code, dispatcher)
     if result.status != "ok":
         raise RuntimeError(f"benchmark script failed:\n{result.output}")
-    return json.loads(result.output.strip().splitlines()[-1])
+    # the host may add a notice after the output (e.g. SandboxRestarted when pyarrow left its thread pool)
+    lines = [line for line in result.output.splitlines() if line.startswith("{")]
+    if not lines:
+        raise RuntimeError(f"benchmark script printed no JSON line:\n{result.output[-2000:]}")
+    return json.loads(lines[-1])
 
 
 def make_registry() -> tuple[ToolRegistry, dict[int, Any], dict[int, Any]]:
@@ -254,10 +272,9 @@ def measure(calls: int, repeat: int, rounds: int, notebook: bool, throughput: bo
         unix_echo = UnixEcho(os.path.join(kernel.run_dir, "uecho"), payload)
         zmq_echo.start()
         unix_echo.start()
-        clients = ZMQ_CLIENT.format(address=zmq_echo.address) + UNIX_CLIENT.format(
-            path=unix_echo.path, capacity=len(payload)
-        )
-        run_script(kernel, clients + "print(json.dumps({}))", dispatcher)
+        unix_open = UNIX_CLIENT.format(path=unix_echo.path, capacity=len(payload))
+        zmq_open = ZMQ_OPEN.format(address=zmq_echo.address) + ZMQ_CLIENT
+        opened, closed = zmq_open + unix_open, ZMQ_CLOSE + UNIX_CLOSE
         if host is not None:  # warm: the first call starts the pool's spare sandbox
             host.latency(300, live=True)
 
@@ -269,7 +286,8 @@ def measure(calls: int, repeat: int, rounds: int, notebook: bool, throughput: bo
                 samples["notebook_live"].append(host.latency(calls, live=True))
                 samples["notebook_quiet"].append(host.latency(calls, live=False))
             for name, call in (("bridge", "noop"), ("unix", "u_echo"), ("zmq", "z_echo")):
-                samples[name].append(run_script(kernel, f"print(json.dumps(latency({call}, {calls})))", dispatcher))
+                code = f"print(json.dumps(latency({call}, {calls})))"
+                samples[name].append(run_script(kernel, opened + code + closed, dispatcher))
             load.append(os.getloadavg()[0])
         latency = {name: _middle(runs) for name, runs in samples.items() if runs}
 
@@ -294,10 +312,11 @@ def measure(calls: int, repeat: int, rounds: int, notebook: bool, throughput: bo
                 f"del arr, frame, blob\n"
                 f"print(json.dumps(out))\n"
             )
-            seconds = run_script(kernel, code, dispatcher)
+            seconds = run_script(kernel, opened + code + closed, dispatcher)
             mbps = {key: mb * MB / 1e6 / value for key, value in seconds.items()}
             sizes.append({"mb": mb, "MB_per_s": mbps, "seconds": seconds})
-        run_script(kernel, "z_echo and _z.send_multipart([b'q']); _u.sendall(b'q' + bytes(8))\nprint('{}')", dispatcher)
+        quit_echoes = "_z.send_multipart([b'q']); _z.recv_multipart(); _u.sendall(b'q' + bytes(8))\nprint('{}')"
+        run_script(kernel, opened + quit_echoes + closed, dispatcher)
         return {
             "latency": latency,
             "latency_rounds": samples,

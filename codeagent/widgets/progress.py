@@ -33,7 +33,7 @@ class Progress:
         self.step = 0
         self.phase = "starting"
         self.tool_calls = 0
-        self.latest_call = ""
+        self._latest: Any = None  # the last tool call's record, formatted only when a view is drawn
         self.errors: list[str] = []
 
     def update(self, event: TraceEvent) -> None:
@@ -44,12 +44,18 @@ class Progress:
             self.phase = PHASES[kind]
         if kind == "tool_call":
             self.tool_calls += 1
-            call = event.data
-            self.latest_call = f"{call.name}({short_args(call.arguments)})" + (" ✗" if call.error else "")
+            self._latest = event.data
         elif kind == "script_finished" and event.data.status != "ok":
             self.errors.append(f"script {event.data.status}: {event.data.error_name or ''}")
         elif kind == "error":
             self.errors.append(str(event.data))
+
+    @property
+    def latest_call(self) -> str:
+        call = self._latest
+        if call is None:
+            return ""
+        return f"{call.name}({short_args(call.arguments)})" + (" ✗" if call.error else "")
 
     def status_line(self) -> str:
         elapsed = time.perf_counter() - self.started
