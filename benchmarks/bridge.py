@@ -84,7 +84,7 @@ class ZmqEcho(threading.Thread):
         super().__init__(daemon=True)
         self.address = f"ipc://{path}"
         self.payload = payload
-        self.socket = zmq.Context.instance().socket(zmq.ROUTER)
+        self.socket: zmq.Socket[Any] = zmq.Context.instance().socket(zmq.ROUTER)
         self.socket.linger = 0
         self.socket.bind(self.address)
         os.chmod(path, 0o666)  # the sandbox may run as another uid

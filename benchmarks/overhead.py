@@ -102,7 +102,7 @@ class ServerClock:
             finally:
                 clock.seconds += time.perf_counter() - started
 
-        messages_http.Handler.do_POST = do_post  # type: ignore[method-assign]
+        messages_http.Handler.do_POST = do_post  # type: ignore[method-assign,assignment]
 
     def take(self) -> float:
         seconds, self.seconds = self.seconds, 0.0
