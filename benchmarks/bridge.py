@@ -85,7 +85,7 @@ class ZmqEcho(threading.Thread):
         self.address = f"ipc://{path}"
         self.payload = payload
         self.socket: zmq.Socket[Any] = zmq.Context.instance().socket(zmq.ROUTER)
-        self.socket.linger = 0
+        self.socket.setsockopt(zmq.LINGER, 0)
         self.socket.bind(self.address)
         os.chmod(path, 0o666)  # the sandbox may run as another uid
 
