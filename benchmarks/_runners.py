@@ -110,11 +110,17 @@ def direct_definitions(tools: list[Tool]) -> list[dict[str, Any]]:
     return direct_tool_definitions([dataclasses.replace(t, mode="direct") for t in tools])
 
 
+def _listed_definitions(tools: list[Any]) -> list[dict[str, Any]]:
+    """MCP tools as an MCP client offers them directly: the server's own name, description and input schema."""
+    return [{"name": t.remote_name, "description": t.description, "input_schema": t.input_schema} for t in tools]
+
+
 def run_direct(task: BenchTask, counter: Counter = offline_counts, max_turns: int = 5_000) -> RunRecord:
     """Direct tool calling: one model request per tool call, every result entering the conversation."""
-    registry = _registry(task.tools)
+    registry = task.registry or _registry(task.tools)
     dispatcher = ToolDispatcher(registry)
-    definitions = direct_definitions(task.tools)
+    names = task.direct_names or {}
+    definitions = _listed_definitions(task.tools) if names else direct_definitions(task.tools)
     started = time.perf_counter()
     with MessagesServer([task.direct_model] * max_turns) as server:
         client = _client(server)
@@ -130,7 +136,7 @@ def run_direct(task: BenchTask, counter: Counter = offline_counts, max_turns: in
             messages.append({"role": "assistant", "content": [_block_param(b) for b in message.content]})
             results = []
             for block in uses:
-                reply = dispatcher.call(block.id, block.name, block.input)
+                reply = dispatcher.call(block.id, names.get(block.name, block.name), block.input)
                 calls += 1
                 content = reply.text if reply.ok else reply.error_text
                 data_chars += len(content) if reply.ok else 0
@@ -171,7 +177,8 @@ def run_codeagent(task: BenchTask, sandbox: SandboxKernel, counter: Counter = of
 
     started = time.perf_counter()
     with MessagesServer([code_turn(task.script), answer]) as server:
-        agent = Agent(_client(server), sandbox, _registry(task.tools), AgentSettings(model=MODEL, max_steps=4))
+        registry = task.registry or _registry(task.tools)
+        agent = Agent(_client(server), sandbox, registry, AgentSettings(model=MODEL, max_steps=4))
         result = agent.run(task.question)
         bodies = server.message_requests
         _check_server(server)

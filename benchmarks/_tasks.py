@@ -42,6 +42,8 @@ class BenchTask:
     script: str  # what the codeagent model runs in the sandbox
     answer_from_output: Callable[[str], str]  # the codeagent model's answer, from the script's printed output
     check: Callable[[str], None]  # raises AssertionError if an answer is wrong
+    registry: Any = None  # the tools to run (a ToolBox with MCP servers); None: a registry of ``tools``
+    direct_names: dict[str, str] | None = None  # direct tool name → codeagent's name (MCP tools: "ns.tool")
 
 
 # -- reading a request the way a model would ----------------------------------------------------------------

@@ -24,6 +24,7 @@ if __package__ in (None, ""):  # run as a script: make the repository importable
 
 import anthropic
 
+from benchmarks._mcp_task import mcp_sales_task
 from benchmarks._report import (
     DEFINITION_HEADERS,
     TASK_HEADERS,
@@ -53,7 +54,7 @@ from benchmarks._runners import (
 from benchmarks._tasks import BenchTask, all_tasks, synthetic_tools
 from codeagent.sandbox.host.manager import SandboxKernel
 
-TARGETS = (("expenses", 100, 98.0), ("analysis", None, 40.0))
+TARGETS = (("expenses", 100, 98.0), ("analysis", None, 40.0), ("mcp", None, 40.0))
 
 
 def compare(task: BenchTask, sandbox: SandboxKernel, counter: Counter = offline_counts) -> Comparison:
@@ -87,6 +88,7 @@ def run_benchmark(
     tool_counts: Sequence[int] = (10, 100, 1_000),
     counter: Counter = offline_counts,
     progress: bool = True,
+    mcp: bool = True,
 ) -> tuple[list[Comparison], list[DefinitionRecord]]:
     """All tasks both ways and the tool-definition comparison, on one sandbox kernel."""
     comparisons = []
@@ -96,6 +98,11 @@ def run_benchmark(
             if progress:
                 print(f"… {task.name}", file=sys.stderr, flush=True)
             comparisons.append(compare(task, sandbox, counter))
+        if mcp:
+            if progress:
+                print("… MCP server task", file=sys.stderr, flush=True)
+            with mcp_sales_task(rows) as task:
+                comparisons.append(compare(task, sandbox, counter))
         for n in tool_counts:
             if progress:
                 print(f"… tool definitions, {n:,} tools", file=sys.stderr, flush=True)

@@ -78,7 +78,7 @@ def test_script_writes_the_table_json_markdown_and_chart(tmp_path: Path, capsys:
     assert code == 0
 
     data = json.loads((tmp_path / "context_economy.json").read_text())
-    assert [t["kind"] for t in data["tasks"]] == ["expenses", "analysis", "lookup"]
+    assert [t["kind"] for t in data["tasks"]] == ["expenses", "analysis", "lookup", "mcp"]
     for task in data["tasks"]:
         for approach in ("direct", "codeagent"):
             run = task[approach]
@@ -90,6 +90,7 @@ def test_script_writes_the_table_json_markdown_and_chart(tmp_path: Path, capsys:
 
     markdown = (tmp_path / "context_economy.md").read_text()
     assert "| expenses, 10 members |" in markdown and "not been run here" in markdown
+    assert "| MCP server, 300 orders in 5 calls |" in markdown  # a real MCP server's results, both ways
     assert (tmp_path / "context_economy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     printed = capsys.readouterr().out
     assert f"{data['tasks'][0]['direct']['input_tokens']:,}" in printed
