@@ -85,6 +85,7 @@ class CodeAgent(Magics, Configurable):
     iopub_call_mb = setting(SandboxPolicy, "iopub_call_mb")
     iopub_message_mb = setting(SandboxPolicy, "iopub_message_mb")
     iopub_queue = setting(SandboxPolicy, "iopub_queue")
+    iopub_queued_mb = setting(SandboxPolicy, "iopub_queued_mb")
     trace_value_chars = setting(SandboxPolicy, "trace_value_chars")
     workspace_mb = setting(SandboxPolicy, "workspace_mb")
     workspace_inodes = setting(SandboxPolicy, "workspace_inodes")

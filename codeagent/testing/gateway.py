@@ -72,9 +72,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def start_gateway(transport: str = "ipc", cull_idle_s: int = 0, flavor: str = "kg") -> Gateway:
+def start_gateway(
+    transport: str = "ipc", cull_idle_s: int = 0, flavor: str = "kg", iopub_rate_limit: bool = True
+) -> Gateway:
     """Start a gateway in a temporary home (its runtime dir, kernelspecs and logs live there); ``flavor`` "kg"
-    is Jupyter Kernel Gateway, "eg" Enterprise Gateway in local mode."""
+    is Jupyter Kernel Gateway, "eg" Enterprise Gateway in local mode. ``iopub_rate_limit=False`` turns off the
+    server's own output rate limit (1 MB/s by default), as a gateway may be configured."""
     exe = gateway_executable(flavor)
     # Directly under /tmp, whatever TMPDIR says: the kernels' ipc sockets live in its runtime dir, and a Unix
     # socket path must stay under 108 bytes.
@@ -104,6 +107,8 @@ def start_gateway(transport: str = "ipc", cull_idle_s: int = 0, flavor: str = "k
     else:  # these tests run as root, which Enterprise Gateway refuses to start kernels for by default
         argv += ["--EnterpriseGatewayApp.inherited_envs=PYTHONPATH", "--EnterpriseGatewayApp.unauthorized_users=set()"]
     argv.append(f"--KernelManager.transport={transport}")
+    if not iopub_rate_limit:
+        argv.append("--ZMQChannelsWebsocketConnection.limit_rate=False")
     if cull_idle_s:
         argv += [
             f"--MappingKernelManager.cull_idle_timeout={cull_idle_s}",

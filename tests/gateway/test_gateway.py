@@ -12,6 +12,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -175,6 +176,69 @@ def test_interrupt_on_wall_clock_then_next_call_works(remote: Any) -> None:
         assert after.status == "ok" and "after 2" in after.output
     finally:
         sandbox.policy = sandbox.policy.merged(wall_seconds=20)
+
+
+def _peak_growth_mib(before_rss_kib: int) -> float:
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    return (int(status["VmHWM"].split()[0]) - before_rss_kib) / 1024
+
+
+def _reset_peak() -> int:
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    return int(status["VmRSS"].split()[0])
+
+
+@pytest.fixture(scope="module")
+def unlimited_gateway() -> Iterator[Gateway]:
+    """A gateway without its own output rate limit: then only the host's limits bound what reaches it."""
+    gw = gateway_or_skip(iopub_rate_limit=False)
+    yield gw
+    stop_gateway(gw)
+
+
+def test_output_through_the_gateway_has_the_local_caps(unlimited_gateway: Gateway) -> None:
+    """Per message, per call, and queued while the host runs a slow tool (issue #12's IOPub limits)."""
+    gateway = unlimited_gateway
+    registry = _tools()
+
+    def slow(seconds: float) -> str:
+        """Sleeps on the host."""
+        time.sleep(seconds)
+        return "slept"
+
+    registry.add(make_tool(slow))
+    policy = SandboxPolicy(wall_seconds=30, iopub_message_mb=4, iopub_call_mb=16, iopub_queued_mb=16)
+    with GatewaySandbox(policy, GatewaySettings(gateway.url, gateway.token)) as sandbox:
+        sandbox.set_tools([t.spec() for t in registry])
+        dispatcher = Dispatcher(registry)
+        big = sandbox.execute("display({'text/plain': 'x' * (6 << 20)}, raw=True)\nprint('after')", dispatcher)
+        assert big.status == "ok" and "after" in big.output, big.output
+        assert big.misbehaved and "1 output messages over 4 MiB" in big.misbehaved, big.misbehaved
+
+        flood = sandbox.execute("for _ in range(40):\n    print('y' * (1 << 20))\nprint('end')", dispatcher)
+        assert flood.status == "ok", flood.output[-300:]
+        assert flood.misbehaved and "over the call's budget" in flood.misbehaved, flood.misbehaved
+        assert flood.output_chars < (16 + 2) << 20  # what the host took in stayed within the call's budget
+
+        sandbox.policy = sandbox.policy.merged(iopub_call_mb=1024)  # only the queue bounds what waits now
+        sandbox.iopub.call_bytes = 1024 << 20
+        before = _reset_peak()
+        busy = sandbox.execute(
+            "import threading, time\n"
+            "def spam():\n"
+            "    while True:\n"
+            "        print('z' * (1 << 20), flush=True)\n"
+            "threading.Thread(target=spam, daemon=True).start()\n"
+            "print(slow(4))\n",
+            dispatcher,
+        )
+        grown = _peak_growth_mib(before)
+        print(f"\ngateway host while a slow tool ran: peak +{grown:.1f} MiB; {busy.misbehaved}")
+        assert busy.misbehaved and "past 16 MiB queued" in busy.misbehaved, busy.misbehaved
+        assert grown < 96, f"the host grew by {grown:.0f} MiB while the sandbox printed during a slow tool"
+        after = sandbox.execute("print('alive', add(2, 2))", dispatcher)
+        assert after.status == "ok" and after.output.startswith("alive 4"), after.output[-300:]
 
 
 def test_kernel_death_on_the_remote_side_is_reported_and_recovered(gateway: Gateway) -> None:

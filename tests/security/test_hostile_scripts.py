@@ -34,6 +34,7 @@ LIMITS = {
     "bridge_queued_reply_mb": 8,
     "iopub_call_mb": 32,
     "iopub_message_mb": 16,
+    "iopub_queued_mb": 32,
     "output_hard_bytes": 1_000_000,
     "trace_value_chars": 2_000,
     "workspace_mb": 64,
@@ -378,6 +379,30 @@ def test_tool_data_cannot_imitate_the_hosts_notes(notebook: CodeagentNotebook) -
     assert "⚠ Script 1" not in call.html and "NOTE: script" not in call.text, "no host notice was given"
     assert call.html.count(html.escape(UNTRUSTED_TAG)) == 6, "the view must show them as script output"
     budget(call, peak_mib=32, cpu_s=10, wall_s=30)
+    notebook.assert_next_call_works()
+
+
+def test_output_queued_while_a_slow_tool_runs_is_bounded_in_bytes(notebook: CodeagentNotebook) -> None:
+    """While the host sleeps in a tool, a thread sends 15 MiB displays as fast as it can: zmq queues at most
+    ``iopub_queued_mb`` of them (was: ``iopub_queue`` × ``iopub_message_mb``, 512 MiB at these limits)."""
+    notebook.run(
+        "import time\n@tool\ndef nap(seconds: float) -> str:\n    'Sleeps.'\n    time.sleep(seconds)\n    return 'x'\n"
+    )
+    script = (
+        "import threading\n"
+        "def flood():\n"
+        "    while True:\n"
+        "        display({'text/plain': 'D' * (15 << 20)}, raw=True)\n"
+        "threading.Thread(target=flood, daemon=True).start()\n"
+        "print(nap(3))\n"
+    )
+    call = notebook.ask(script, options="--timeout 20")
+    assert call.output.startswith("x\n"), call.output[:300]
+    misbehaved = call.info["scripts"][0]["misbehaved"] or ""
+    assert "over the call's budget" in misbehaved, misbehaved
+    # the queue (32 MiB) and the call's budget (32 MiB, each message held as frames and as text while parsed);
+    # without the byte bound the host grew by ~450 MiB here
+    budget(call, peak_mib=160, cpu_s=10, wall_s=30)
     notebook.assert_next_call_works()
 
 

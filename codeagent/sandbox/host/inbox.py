@@ -28,11 +28,11 @@ def classify(error: Exception) -> str:
     return "malformed messages"
 
 
-class KernelInbox:
-    """Reads one kernel client's sockets; ``counts`` says what was dropped and why (reset per call)."""
+class IopubBudget:
+    """The output (IOPub bytes) one script may bring into the host, local or through a gateway; ``counts`` says
+    what was dropped and why (reset per call)."""
 
-    def __init__(self, session: Any, *, call_bytes: int) -> None:
-        self.session = session
+    def __init__(self, call_bytes: int) -> None:
         self.call_bytes = call_bytes
         self.accepted = 0
         self.counts: collections.Counter[str] = collections.Counter()
@@ -40,6 +40,37 @@ class KernelInbox:
     def begin_call(self) -> None:
         self.accepted = 0
         self.counts = collections.Counter()
+
+    def admit(self, size: int) -> bool:
+        """Charge one output message of ``size`` bytes; False (counted) once the call's budget is spent, except
+        for small messages (status, short results), which the call needs to end."""
+        if self.accepted + size > self.call_bytes and size > SMALL_MESSAGE:
+            self.counts["output messages over the call's budget"] += 1
+            self.counts["output bytes dropped"] += size
+            return False
+        self.accepted += size
+        return True
+
+
+def misbehaviour(counts: dict[str, int]) -> str | None:
+    """The line the final view shows when the host dropped anything from the sandbox (None if nothing)."""
+    parts = [f"{n:,} {what}" for what, n in sorted(counts.items()) if n]
+    return "the sandbox misbehaved; the host dropped " + ", ".join(parts) if parts else None
+
+
+class KernelInbox:
+    """Reads one kernel client's sockets; ``counts`` says what was dropped and why (reset per call)."""
+
+    def __init__(self, session: Any, *, call_bytes: int) -> None:
+        self.session = session
+        self.budget = IopubBudget(call_bytes)
+
+    @property
+    def counts(self) -> collections.Counter[str]:
+        return self.budget.counts
+
+    def begin_call(self) -> None:
+        self.budget.begin_call()
 
     def take(self, sock: zmq.Socket[Any], *, budgeted: bool, limit: int = MESSAGES_PER_TURN) -> list[dict[str, Any]]:
         """Up to ``limit`` messages waiting on ``sock`` now. ``budgeted``: charge them to the call's IOPub budget."""
@@ -52,13 +83,8 @@ class KernelInbox:
             except zmq.ZMQError:
                 self.counts["unreadable messages"] += 1
                 break
-            size = sum(len(f.buffer) for f in frames)
-            if budgeted:
-                if self.accepted + size > self.call_bytes and size > SMALL_MESSAGE:
-                    self.counts["output messages over the call's budget"] += 1
-                    self.counts["output bytes dropped"] += size
-                    continue
-                self.accepted += size
+            if budgeted and not self.budget.admit(sum(len(f.buffer) for f in frames)):
+                continue
             msg = self.parse(frames)
             if msg is not None:
                 found.append(msg)

@@ -26,11 +26,11 @@ import zmq
 from jupyter_client import KernelManager
 
 from codeagent.sandbox.host.bridge import PAUSED, BridgeHandler, BridgeServer
-from codeagent.sandbox.host.inbox import KernelInbox
+from codeagent.sandbox.host.inbox import KernelInbox, misbehaviour
 from codeagent.sandbox.host.jupyter import exit_status, kernel_manager, process_id
 from codeagent.sandbox.host.launch import ENV_ALLOW, PACKAGE_ROOT, build_launch_spec, python_prefix_paths, sandbox_env
 from codeagent.sandbox.host.logs import keep_log
-from codeagent.sandbox.host.output import OutputCollector, describe_display, png_size, strip_ansi
+from codeagent.sandbox.host.output import OutputCollector, describe_display, png_size, record_output, strip_ansi
 from codeagent.sandbox.host.policy import SandboxPolicy
 from codeagent.sandbox.host.reaper import kill_strays, trusted_chain
 from codeagent.sandbox.host.threads import tasks, threads_left
@@ -240,7 +240,7 @@ class SandboxKernel:
         if self._context is None:
             self._context = zmq.Context()
             self._context.setsockopt(zmq.MAXMSGSIZE, self.policy.iopub_message_mb << 20)
-            self._context.setsockopt(zmq.RCVHWM, self.policy.iopub_queue)
+            self._context.setsockopt(zmq.RCVHWM, iopub_queue_messages(self.policy))
         return self._context
 
     def _start_failed(self, problem: str) -> SandboxError:
@@ -551,8 +551,7 @@ class SandboxKernel:
     def _misbehaviour(inbox: KernelInbox, bridge_counts: Any) -> str | None:
         counts = {**inbox.counts, **bridge_counts}
         counts.pop(PAUSED, None)  # backpressure is how a busy script is slowed down, not misbehaviour
-        parts = [f"{n:,} {what}" for what, n in sorted(counts.items()) if n]
-        return "the sandbox misbehaved; the host dropped " + ", ".join(parts) if parts else None
+        return misbehaviour(counts)
 
     def _drain_iopub(
         self,
@@ -565,31 +564,8 @@ class SandboxKernel:
         assert self.inbox is not None
         idle = False
         for msg in self.inbox.take(self.kc.iopub_channel.socket, budgeted=True):
-            kind, content = msg["header"].get("msg_type"), msg["content"]
-            if msg["parent_header"].get("msg_id") != msg_id:
-                continue
-            if kind == "stream":
-                text = str(content.get("text", ""))
-                out.add(text)
-                if on_output:
-                    on_output(text)
-            elif kind == "execute_result":
-                data = content.get("data")
-                out.result_repr = str(data.get("text/plain", "") if isinstance(data, dict) else "")[: out.hard_limit]
-            elif kind == "error":
-                out.traceback = strip_ansi("\n".join(map(str, content.get("traceback", []))))[: out.hard_limit]
-            elif kind in ("display_data", "update_display_data"):
-                data, metadata = content.get("data"), content.get("metadata")
-                if not isinstance(data, dict):
-                    self.inbox.counts["malformed messages"] += 1
-                    continue
-                bundle = {"data": data, "metadata": metadata if isinstance(metadata, dict) else {}}
-                if out.add_display(bundle):
-                    out.add_note(describe_display(bundle["data"], len(out.displays)) + "\n")
-                    if on_display:
-                        on_display(bundle)
-            elif kind == "status" and content.get("execution_state") == "idle":
-                idle = True
+            if msg["parent_header"].get("msg_id") == msg_id:
+                idle = record_output(msg, out, on_output, on_display, self.inbox.counts) or idle
         return idle
 
     def interrupt_and_wait(self, msg_id: str, grace: float = 2.0) -> bool:
@@ -629,6 +605,11 @@ class SandboxKernel:
             f"SandboxCrashed: the sandbox kernel died during the script{how}, e.g. out of memory or killed; "
             "it was restarted, so its variables are gone."
         )
+
+
+def iopub_queue_messages(policy: SandboxPolicy) -> int:
+    """The zmq receive queue (RCVHWM counts messages): at most ``iopub_queued_mb`` of the largest messages."""
+    return max(2, min(policy.iopub_queue, policy.iopub_queued_mb // policy.iopub_message_mb))
 
 
 def workspace_usage(path: str, stop_after: int) -> tuple[int, int]:

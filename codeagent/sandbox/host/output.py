@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import base64
 import binascii
+import collections
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -137,6 +139,41 @@ class OutputCollector:
         for notice in self.notices:
             text += ("" if not text or text.endswith("\n") else "\n") + HOST + notice
         return mark_imitations(cap_text(text, limit, HOST)) if text else "(the script printed nothing)"
+
+
+def record_output(
+    msg: dict[str, Any],
+    out: OutputCollector,
+    on_output: Callable[[str], None] | None,
+    on_display: Callable[[dict[str, Any]], None] | None,
+    counts: collections.Counter[str],
+) -> bool:
+    """Record one IOPub message of the running script (local or gateway sandbox; its fields are untrusted);
+    True when it says the kernel went idle. Malformed displays are counted in ``counts`` and dropped."""
+    kind, content = msg.get("msg_type") or msg["header"].get("msg_type"), msg["content"]
+    if kind == "stream":
+        text = str(content.get("text", ""))
+        out.add(text)
+        if on_output:
+            on_output(text)
+    elif kind == "execute_result":
+        data = content.get("data")
+        out.result_repr = str(data.get("text/plain", "") if isinstance(data, dict) else "")[: out.hard_limit]
+    elif kind == "error":
+        out.traceback = strip_ansi("\n".join(map(str, content.get("traceback", []))))[: out.hard_limit]
+    elif kind in ("display_data", "update_display_data"):
+        data, metadata = content.get("data"), content.get("metadata")
+        if not isinstance(data, dict):
+            counts["malformed messages"] += 1
+            return False
+        bundle = {"data": data, "metadata": metadata if isinstance(metadata, dict) else {}}
+        if out.add_display(bundle):
+            out.add_note(describe_display(bundle["data"], len(out.displays)) + "\n")
+            if on_display:
+                on_display(bundle)
+    elif kind == "status" and content.get("execution_state") == "idle":
+        return True
+    return False
 
 
 def describe_display(data: dict[str, Any], n: int) -> str:

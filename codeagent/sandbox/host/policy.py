@@ -54,10 +54,13 @@ class SandboxPolicy(BaseModel):
         64, ge=1, description="IOPub (output, display) bytes accepted during one script; the rest is dropped."
     )
     iopub_message_mb: int = Field(
-        32, ge=1, description="Largest single IOPub message; a larger one is refused on the wire, unread."
+        8, ge=1, description="Largest single IOPub message; a larger one is refused on the wire, unread."
     )
     iopub_queue: int = Field(
         32, ge=8, description="IOPub messages queued on the host while it runs a tool; more are dropped by zmq."
+    )
+    iopub_queued_mb: int = Field(
+        64, ge=1, description="IOPub bytes queued on the host while it runs a tool (with the largest messages)."
     )
     trace_value_chars: int = Field(
         2_000, ge=100, description="Characters of each tool call's arguments the trace keeps (then a preview)."

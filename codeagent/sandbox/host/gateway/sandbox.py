@@ -5,6 +5,10 @@ applies the same lockdown layers wherever the remote host allows them), and this
 gateway's REST API and websocket. Tool calls, ``--data`` and ``set_result`` travel on the kernel's stdin
 channel (:mod:`codeagent.sandbox.host.gateway.stdin_bridge`). It offers what the agent loop and the pool use of
 :class:`codeagent.sandbox.host.manager.SandboxKernel`.
+
+Longer than most modules (~380 lines) for the reason ``manager.py`` gives: one class whose kernel life (start,
+restart, recovery after a death, shutdown) and script runs (execute, interrupt) share every piece of its state;
+what needs none of it lives beside it (``channels.py``, ``rest.py``, ``stdin_bridge.py``, ``output.record_output``).
 """
 
 from __future__ import annotations
@@ -23,8 +27,9 @@ from codeagent.sandbox.host.gateway.channels import KernelChannels, Message
 from codeagent.sandbox.host.gateway.rest import GatewayClient, GatewayError
 from codeagent.sandbox.host.gateway.settings import GatewaySettings
 from codeagent.sandbox.host.gateway.stdin_bridge import StdinBridge
-from codeagent.sandbox.host.manager import ExecStatus, ExecutionResult, SandboxError, describe_display, script_result
-from codeagent.sandbox.host.output import OutputCollector, strip_ansi
+from codeagent.sandbox.host.inbox import IopubBudget, misbehaviour
+from codeagent.sandbox.host.manager import ExecStatus, ExecutionResult, SandboxError, script_result
+from codeagent.sandbox.host.output import OutputCollector, record_output, strip_ansi
 from codeagent.sandbox.host.policy import SandboxPolicy
 from codeagent.sandbox.protocol import stdin_frames
 from codeagent.sandbox.protocol.messages import BridgeHandler
@@ -54,6 +59,7 @@ class GatewaySandbox:
         self._rest = GatewayClient(settings.url, settings.token)
         self._channels: KernelChannels | None = None
         self._dead = False
+        self.iopub = IopubBudget(policy.iopub_call_mb << 20)  # shared with the channels' reader thread
         self.bridge = StdinBridge(
             self._token,
             max_request_bytes=policy.bridge_request_mb * 1024 * 1024,
@@ -88,8 +94,14 @@ class GatewaySandbox:
     def _connect(self) -> None:
         assert self.kernel_id is not None
         # the gateway completes the websocket handshake only once the kernel answers: allow a whole start-up
+        p = self.policy
         self._channels = KernelChannels(
-            self._rest.channels_url(self.kernel_id), self._rest.auth_headers, timeout=START_TIMEOUT
+            self._rest.channels_url(self.kernel_id),
+            self._rest.auth_headers,
+            timeout=START_TIMEOUT,
+            budget=self.iopub,
+            message_bytes=p.iopub_message_mb << 20,
+            queued_bytes=p.iopub_queued_mb << 20,
         )
         self._wait_ready()
         self._read_layers()
@@ -242,6 +254,8 @@ class GatewaySandbox:
         policy = self.policy
         out = OutputCollector(hard_limit=policy.output_hard_bytes)
         started = time.perf_counter()
+        self.iopub.begin_call()
+        malformed_before = channels.dropped
         request = channels.send(
             "shell",
             "execute_request",
@@ -290,14 +304,17 @@ class GatewaySandbox:
                 elif channel == "shell" and msg.get("msg_type") == "execute_reply":
                     reply = msg
                 elif channel == "iopub":
-                    idle = _take_iopub(msg, out, on_output, on_display) or idle
+                    idle = record_output(msg, out, on_output, on_display, self.iopub.counts) or idle
         except KeyboardInterrupt:
             self.interrupt_and_wait(msg_id)
             raise
         finally:
             if report is not None:
                 report()
-        return script_result(out, reply, status, notice, policy.output_chars, started)
+        counts = dict(self.iopub.counts)
+        if self._channels is not None and (malformed := self._channels.dropped - malformed_before) > 0:
+            counts["malformed messages"] = malformed
+        return script_result(out, reply, status, notice, policy.output_chars, started, misbehaviour(counts))
 
     def _answer_input(self, msg: Message, handler: BridgeHandler) -> None:
         prompt = msg["content"].get("prompt")
@@ -354,34 +371,6 @@ class GatewaySandbox:
 def _parent_id(msg: Message) -> Any:
     parent = msg.get("parent_header")
     return parent.get("msg_id") if isinstance(parent, dict) else None
-
-
-def _take_iopub(
-    msg: Message,
-    out: OutputCollector,
-    on_output: Callable[[str], None] | None,
-    on_display: Callable[[dict[str, Any]], None] | None,
-) -> bool:
-    """Record one IOPub message of the running script; True when it says the kernel went idle."""
-    kind, content = msg.get("msg_type"), msg["content"]
-    if kind == "stream":
-        text = str(content.get("text", ""))
-        out.add(text)
-        if on_output:
-            on_output(text)
-    elif kind == "execute_result":
-        out.result_repr = str(content.get("data", {}).get("text/plain", ""))[: out.hard_limit]
-    elif kind == "error":
-        out.traceback = strip_ansi("\n".join(str(x) for x in content.get("traceback", [])))[: out.hard_limit]
-    elif kind in ("display_data", "update_display_data"):
-        bundle = {"data": content.get("data", {}), "metadata": content.get("metadata", {})}
-        if isinstance(bundle["data"], dict) and out.add_display(bundle):
-            out.add_note(describe_display(bundle["data"], len(out.displays)) + "\n")
-            if on_display:
-                on_display(bundle)
-    elif kind == "status" and content.get("execution_state") == "idle":
-        return True
-    return False
 
 
 def remote_sandbox_info(settings: GatewaySettings, sandbox: GatewaySandbox) -> str:
