@@ -226,11 +226,15 @@ def test_output_through_the_gateway_has_the_local_caps(unlimited_gateway: Gatewa
         before = _reset_peak()
         busy = sandbox.execute(
             "import threading, time\n"
+            "stop = threading.Event()\n"
             "def spam():\n"
-            "    while True:\n"
+            "    while not stop.is_set():\n"
             "        print('z' * (1 << 20), flush=True)\n"
-            "threading.Thread(target=spam, daemon=True).start()\n"
-            "print(slow(4))\n",
+            "thread = threading.Thread(target=spam, daemon=True)\n"
+            "thread.start()\n"
+            "print(slow(4))\n"
+            "stop.set()\n"  # a gateway sandbox does not stop left threads (local ones do): end it here
+            "thread.join()\n",
             dispatcher,
         )
         grown = _peak_growth_mib(before)
