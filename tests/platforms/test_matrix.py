@@ -24,8 +24,15 @@ ATTACKED = {
     "Docker (no userns) or Ubuntu 24.04, user",
     "VM without userns, root (CAP_SYS_ADMIN)",
 }
-#: Attacks known to succeed in a mode without an explicit opt-in (reported in the README's table): none.
-KNOWN: dict[str, set[str]] = {}
+#: Tests known to fail in a mode without an explicit opt-in (reported in the README's table and the closing
+#: note of #10). Not a breach: where no socket may be made (no mount namespace), one extra kernel thread is
+#: alive after the fork bomb's script and the end-of-script thread check (#12) restarts the sandbox, so the
+#: call that follows works but in a fresh kernel. Cause not found yet.
+_RESTART_AFTER_BOMB = {"test_attacks_resources::test_fork_bomb_then_a_working_call_at_once"}
+KNOWN: dict[str, set[str]] = {
+    "Docker (no userns), root, Debian python": _RESTART_AFTER_BOMB,
+    "Docker (no userns) or Ubuntu 24.04, user": _RESTART_AFTER_BOMB,
+}
 
 
 @pytest.fixture(scope="module")
@@ -45,9 +52,11 @@ def test_mode(matrix: Matrix, mode: Mode) -> None:
         return
     uid = str(result.call["uid"])
     assert (uid == "0") == mode.allow_root, f"the sandbox ran as uid {uid}"
-    missing = [line for line in result.info.splitlines() if line.lstrip().startswith("✗")]
+    crossed = [line for line in result.info.splitlines() if line.lstrip().startswith("✗")]
+    assert any(line.lstrip().startswith("✗ cgroup: not used") for line in crossed), result.info  # nowhere yet
+    missing = [line for line in crossed if not line.lstrip().startswith("✗ cgroup")]  # (not a mode's weakness)
     assert bool(missing) == bool(result.call["warning"]), "a weaker mode must carry its warning line"
-    for line in missing:  # one line per missing layer: what it loses, and the remedy where there is one
+    for line in crossed:  # one line per missing layer: what it loses, and the remedy where there is one
         following = result.info.splitlines()[result.info.splitlines().index(line) + 1]
         assert following.lstrip().startswith("without it:"), result.info
     if mode.name in ATTACKED:
