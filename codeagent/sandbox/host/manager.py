@@ -337,13 +337,22 @@ class SandboxKernel:
         problem = None
         if done.left or done.zombies:
             problem = f"{done.left + done.zombies} processes it started could not be ended"
-        elif left := threads_left(kernel, self._kernel_threads):
+        elif left := threads_left(kernel, self._kernel_threads, self._refuse_calls):
             problem = f"{left} threads it started were still running after it returned"
         if problem is None:
             return None
         log.warning("restarting the sandbox: %s", problem)
         self.restart()
         return f"SandboxRestarted: {problem}; the sandbox was restarted, so its variables are gone."
+
+    def _refuse_calls(self) -> None:
+        """Answer the tool calls waiting now with a refusal (no cell id matches a fresh random one)."""
+        if self.bridge is not None:
+            cell, self.bridge.expected_cell = self.bridge.expected_cell, secrets.token_hex(8)
+            try:
+                self.bridge.serve_pending(None)  # type: ignore[arg-type]  # every request is refused unread
+            finally:
+                self.bridge.expected_cell = cell
 
     def _enforce_workspace_quota(self) -> str | None:
         """Without a tmpfs workspace: count what the script left there; over the quota, delete it all."""
