@@ -397,7 +397,7 @@ def test_output_queued_while_a_slow_tool_runs_is_bounded_in_bytes(notebook: Code
         "print(nap(3))\n"
     )
     call = notebook.ask(script, options="--timeout 20")
-    assert call.output.startswith("x\n"), call.output[:300]
+    assert call.output.startswith("x\n"), (call.output[:300], call.info)
     misbehaved = call.info["scripts"][0]["misbehaved"] or ""
     assert "over the call's budget" in misbehaved, misbehaved
     # the queue (32 MiB) and the call's budget (32 MiB, each message held as frames and as text while parsed);
