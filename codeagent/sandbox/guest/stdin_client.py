@@ -34,7 +34,7 @@ class StdinBridgeClient(BridgeClient):
         self._queued: list[tuple[int, bytes, asyncio.Future[list[Any]]]] = []
         self._flush_scheduled = False
 
-    def _exchange(self, data: bytes) -> list[list[Any]]:
+    def _ask_host(self, data: bytes) -> list[list[Any]]:
         nonce = os.urandom(8).hex()
         with self._lock:
             try:
@@ -61,7 +61,7 @@ class StdinBridgeClient(BridgeClient):
     def request(self, template: bytes, value: Any, what: str) -> Any:
         req_id = next(self._ids)
         wire = self._wire(template % (req_id, self._cell()), value, what)
-        replies = self._exchange(stdin_frames.join(wire))
+        replies = self._ask_host(stdin_frames.join(wire))
         if not replies:
             raise BridgeError("empty reply from the tool bridge")
         return _value_of(req_id, replies[0])
@@ -83,7 +83,7 @@ class StdinBridgeClient(BridgeClient):
         if not batch:
             return
         try:
-            replies = self._exchange(b"".join(data for _, data, _ in batch))
+            replies = self._ask_host(b"".join(data for _, data, _ in batch))
         except BaseException as e:
             for _, _, future in batch:
                 if not future.done():

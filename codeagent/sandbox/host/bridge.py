@@ -18,6 +18,11 @@ The magic's thread polls :meth:`BridgeServer.fileno` (one selector fd covering t
 connection and the wake-up pipe of finished async tools) together with the kernel's sockets and calls
 :meth:`BridgeServer.serve_pending`. Sync tools run right there, like notebook code; ``async def`` tools run
 concurrently on an event loop in a worker thread, and their replies are sent from the magic's thread.
+
+Longer than most modules (~400 lines) for a reason: it is one selector loop, and accepting, reading, pausing,
+answering and flushing all share its connection table and its byte budget. What both bridges (this one and the
+gateway's stdin bridge) share lives beside it: ``request_checks.py`` (the request's token, head and cell) and
+``async_tools.py`` (the event loop of ``async def`` tools).
 """
 
 from __future__ import annotations
@@ -27,20 +32,28 @@ import collections
 import concurrent.futures
 import contextlib
 import functools
-import hmac
 import json
 import os
 import selectors
 import socket
-import threading
-from collections.abc import Coroutine
 from typing import Any
 
+from codeagent.sandbox.host.async_tools import AsyncToolRunner
+from codeagent.sandbox.host.request_checks import CELL_REFUSALS, parse_request
 from codeagent.sandbox.protocol import codec
 from codeagent.sandbox.protocol.limits import DEFAULT_MAX_REPLY_BYTES, DEFAULT_MAX_REQUEST_BYTES, MAX_FRAME_PARTS
 from codeagent.sandbox.protocol.messages import BridgeHandler, BridgeRequest, Pending, Reply, error_reply
 
-__all__ = ["BridgeHandler", "BridgeRequest", "BridgeServer", "Pending", "Reply", "error_reply"]
+__all__ = [
+    "CELL_REFUSALS",
+    "BridgeHandler",
+    "BridgeRequest",
+    "BridgeServer",
+    "Pending",
+    "Reply",
+    "error_reply",
+    "parse_request",
+]
 
 DEFAULT_MAX_BUFFERED_BYTES = 320 * 1024 * 1024
 DEFAULT_MAX_QUEUED_REPLY_BYTES = 16 * 1024 * 1024
@@ -50,39 +63,6 @@ READS_PER_TURN = 32
 ACCEPTS_PER_TURN = 16
 _SOCKET_BUFFER = 4 * 1024 * 1024
 PAUSED = "reads paused for unread replies"
-CELL_REFUSALS = ("this call comes from a script", "this call does not say which script")
-
-
-def parse_request(parts: list[Any], token: bytes, expected_cell: str | None) -> BridgeRequest | Reply:
-    """A request frame checked (token, head, cell), or the error reply saying why it is refused.
-
-    Shared by the socket bridge and the stdin-channel bridge of gateway sandboxes."""
-    if len(parts) < 3:
-        return error_reply(None, "ProtocolError", "malformed request: expected token, head and body")
-    if not hmac.compare_digest(bytes(parts[0]), token):
-        return error_reply(None, "PermissionError", "bad bridge token")
-    try:
-        head = json.loads(codec.text(parts[1]))
-    except (UnicodeDecodeError, ValueError, RecursionError):
-        return error_reply(None, "ValueError", "request head is not valid JSON")
-    if not isinstance(head, dict):
-        return error_reply(None, "ValueError", "request head must be a JSON object")
-    req_id = head.get("id")
-    if req_id is not None and type(req_id) is not int:
-        return error_reply(None, "ValueError", "request id must be an integer")
-    cell = head.get("cell")
-    if expected_cell is not None and cell != expected_cell:
-        return error_reply(
-            req_id,
-            "PermissionError",
-            (
-                "this call comes from a script that has already finished (e.g. a thread it left running); "
-                if cell is not None
-                else "this call does not say which script made it; "
-            )
-            + "only the running script may call tools",
-        )
-    return BridgeRequest(head, parts[2], parts[3:])
 
 
 class _Connection:
@@ -94,24 +74,6 @@ class _Connection:
         self.reserved = 0  # bytes of the request being received, charged to the server's buffer budget
         self.closing = False  # close once the outbox is flushed
         self.closed = False
-
-
-class _AsyncRunner:
-    """An event loop in a daemon thread for ``async def`` tools."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="codeagent-async-tools", daemon=True)
-        self.thread.start()
-
-    def submit(self, coroutine: Coroutine[Any, Any, Any]) -> concurrent.futures.Future[Any]:
-        return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(timeout=5)
-        if not self.thread.is_alive():
-            self.loop.close()
 
 
 class BridgeServer:
@@ -159,7 +121,7 @@ class BridgeServer:
         self._wake_w.setblocking(False)
         self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
         self._connections: dict[int, _Connection] = {}
-        self._runner: _AsyncRunner | None = None
+        self._runner: AsyncToolRunner | None = None
         self._pending: dict[concurrent.futures.Future[Any], tuple[_Connection, Any, Pending]] = {}
         self._finished: collections.deque[concurrent.futures.Future[Any]] = collections.deque()
 
@@ -320,7 +282,7 @@ class BridgeServer:
             outcome = error_reply(request.id, "RuntimeError", f"the tool bridge failed: {e}")
         if isinstance(outcome, Pending):
             if self._runner is None:
-                self._runner = _AsyncRunner()
+                self._runner = AsyncToolRunner()
             future = self._runner.submit(outcome.coroutine)
             self._pending[future] = (conn, request.id, outcome)
             future.add_done_callback(self._on_async_done)

@@ -1,6 +1,6 @@
 """Host side of the stdin-channel bridge: answer tool calls that arrive as ``input_request`` prompts.
 
-The same checks as the socket bridge (:func:`codeagent.sandbox.host.bridge.parse_request`: token, JSON head, the
+The same checks as the socket bridge (:func:`codeagent.sandbox.host.request_checks.parse_request`: token, JSON head, the
 running cell) and the same handler (``ToolDispatcher.begin``). ``async def`` tools of one batch run concurrently
 on the bridge's worker loop; the batch is answered once all of them are done.
 """
@@ -11,7 +11,8 @@ import concurrent.futures
 import json
 from typing import Any
 
-from codeagent.sandbox.host.bridge import _AsyncRunner, parse_request
+from codeagent.sandbox.host.async_tools import AsyncToolRunner
+from codeagent.sandbox.host.request_checks import parse_request
 from codeagent.sandbox.protocol import codec, stdin_frames
 from codeagent.sandbox.protocol.limits import MAX_FRAME_PARTS
 from codeagent.sandbox.protocol.messages import BridgeHandler, Pending, Reply, error_reply
@@ -29,7 +30,7 @@ class StdinBridge:
         self.calls = 0
         self.prompts = 0  # input_requests answered (a batch of async calls is one)
         self._chunks: dict[str, list[str]] = {}  # replies too large for one input_reply, by nonce
-        self._runner: _AsyncRunner | None = None
+        self._runner: AsyncToolRunner | None = None
 
     def answer(self, prompt: str, handler: BridgeHandler) -> str:
         """The ``input_reply`` value for a bridge prompt (a reply chunk, or a refusal the stub raises)."""
@@ -63,7 +64,7 @@ class StdinBridge:
                 outcome = error_reply(request.id, "RuntimeError", f"the tool bridge failed: {e}")
             if isinstance(outcome, Pending):
                 if self._runner is None:
-                    self._runner = _AsyncRunner()
+                    self._runner = AsyncToolRunner()
                 waiting[self._runner.submit(outcome.coroutine)] = (len(replies), request.id, outcome)
                 replies.append(None)
             else:
