@@ -7,7 +7,7 @@ from typing import Any, Protocol
 from pydantic import BaseModel, ConfigDict, Field
 
 from codeagent.agent.profiles import PROFILES, ModelProfile
-from codeagent.sandbox.host.manager import ExecutionResult
+from codeagent.sandbox.host.results import ExecutionResult
 
 
 class Sandbox(Protocol):

@@ -1,9 +1,10 @@
 """The sandbox kernel: a separate ipykernel started through our launcher, with the tool bridge beside it.
 
-Longer than most modules (~450 lines) for a reason: it is one class, and its two halves — the kernel's life
-(start, restart, shutdown) and running a script on it (execute, interrupt, recover) — share every piece of state.
-What does not need that state lives beside it: ``launch.py`` (the launch spec), ``jupyter.py`` (jupyter_client),
-``output.py`` (capping output, display placeholders), ``reaper.py``, ``logs.py``.
+Longer than most modules (~550 lines) for a reason: it is one class, and its two halves — the kernel's life
+(start, restart, shutdown) and running a script on it (execute, interrupt, recover, end-of-script checks) —
+share every piece of state. What does not need that state lives beside it: ``results.py`` (what a script did),
+``launch.py`` (the launch spec), ``jupyter.py`` (jupyter_client), ``output.py`` (capping output, display
+placeholders), ``threads.py``, ``reaper.py``, ``logs.py``.
 """
 
 from __future__ import annotations
@@ -18,9 +19,8 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import zmq
 from jupyter_client import KernelManager
@@ -33,6 +33,7 @@ from codeagent.sandbox.host.logs import keep_log
 from codeagent.sandbox.host.output import OutputCollector, describe_display, png_size, record_output, strip_ansi
 from codeagent.sandbox.host.policy import SandboxPolicy
 from codeagent.sandbox.host.reaper import kill_strays, trusted_chain
+from codeagent.sandbox.host.results import ExecStatus, ExecutionResult, SandboxError, script_result
 from codeagent.sandbox.host.threads import tasks, threads_left
 from codeagent.sandbox.protocol.launch_spec import LaunchSpec
 from codeagent.sandbox.protocol.spin import SpinGate
@@ -52,11 +53,11 @@ __all__ = [
     "png_size",
     "python_prefix_paths",
     "sandbox_env",
+    "script_result",
 ]
 
 log = logging.getLogger(__name__)
 
-ExecStatus = Literal["ok", "error", "timeout", "crashed", "interrupted"]
 
 START_TIMEOUT = 60.0
 _REAP = "import codeagent.sandbox.guest.runtime as _ca_runtime\n_ca_runtime.reap_children()\ndel _ca_runtime\n"
@@ -67,54 +68,6 @@ BRIDGE_HOT = SpinGate(0.0003)
 IDLE_GRACE_S = 1.0
 #: How long to wait for the kernel to confirm the host listens to its output again before a script.
 SUBSCRIBE_TIMEOUT_S = 1.0
-
-
-class SandboxError(RuntimeError):
-    """The sandbox could not be started or set up."""
-
-
-@dataclass
-class ExecutionResult:
-    """What one script did, as the host saw it."""
-
-    output: str  # what the model is shown (capped)
-    status: ExecStatus
-    error_name: str | None = None
-    duration_s: float = 0.0
-    output_chars: int = 0  # before capping
-    displays: list[dict[str, Any]] = field(default_factory=list)
-    notice: str | None = None  # e.g. "the sandbox was restarted"
-    misbehaved: str | None = None  # what the host dropped from the sandbox (bad messages, limits), if anything
-
-
-def script_result(
-    out: OutputCollector,
-    reply: dict[str, Any] | None,
-    status: ExecStatus,
-    notice: str | None,
-    output_chars: int,
-    started: float,
-    misbehaved: str | None = None,
-) -> ExecutionResult:
-    """What one script did, from its collected output and execute_reply (both from the untrusted sandbox)."""
-    error_name = None
-    if reply is not None and reply["content"].get("status") == "error":
-        status = "error"
-        error_name = str(reply["content"].get("ename"))[:200]
-        if out.traceback is None:
-            out.traceback = strip_ansi("\n".join(map(str, reply["content"].get("traceback", []))))[: out.hard_limit]
-    if notice:
-        out.notices += notice.splitlines()
-    return ExecutionResult(
-        output=out.for_model(output_chars),
-        status=status,
-        error_name=error_name or ({"timeout": "TimeoutError", "crashed": "SandboxCrashed"}.get(status)),
-        duration_s=time.perf_counter() - started,
-        output_chars=out.total_chars,
-        displays=out.displays,
-        notice=notice,
-        misbehaved=misbehaved,
-    )
 
 
 def layers_for(policy: SandboxPolicy) -> tuple[list[str], list[str]]:
