@@ -15,6 +15,7 @@ import pytest
 # module -> third-party top-level packages it may import
 ALLOWED = {
     "codeagent.sandbox.guest.kernel_entry": {"ipykernel", "IPython", "zmq"},  # it starts ipykernel
+    "codeagent.sandbox.guest.shell": {"IPython"},  # the running shell, for the runtime and the bridge clients
     "codeagent.sandbox.guest.lockdown.seccomp_filter": {"pyseccomp"},  # the seccomp layer, over libseccomp
     "codeagent.sandbox.protocol.codec": {"numpy", "pandas", "pyarrow"},  # lazily, for values of those types
     "codeagent.sandbox.protocol.frames": {"numpy"},  # lazily, to allocate large receive buffers when installed

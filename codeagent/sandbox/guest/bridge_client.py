@@ -19,6 +19,7 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
+from codeagent.sandbox.guest import shell
 from codeagent.sandbox.guest.bridge_pool import POOL_SIZE, ConnectionPool, PoolExhausted
 from codeagent.sandbox.protocol import codec
 from codeagent.sandbox.protocol.errors import NAMED_ERRORS
@@ -350,7 +351,7 @@ class BridgeClient:
 def _cell_reader() -> Callable[[], Any]:
     """A function giving the msg_id of the request (cell) the caller's context belongs to, or None."""
     try:
-        get_parent = __import__("IPython").get_ipython().kernel.get_parent
+        get_parent = shell.current().kernel.get_parent
     except AttributeError:
         return lambda: None
 

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from codeagent.sandbox.guest import shell
 from codeagent.sandbox.guest.bridge_client import (
     BridgeClient,
     BridgeError,
@@ -256,7 +257,7 @@ def setup(cpu_seconds: int, lock_metadata: bool = False) -> None:
         resource.setrlimit(resource.RLIMIT_CPU, (soft, hard))
 
     signal.signal(signal.SIGXCPU, on_xcpu)
-    get_ipython = __import__("IPython").get_ipython
+    get_ipython = shell.current
     get_ipython().events.register("pre_run_cell", before_cell)
     get_ipython().events.register("post_run_cell", end_default_executor)
     leave_our_frames_out_of_tracebacks(get_ipython())

@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from codeagent.sandbox.guest import shell
 from codeagent.sandbox.guest.bridge_client import BridgeClient, BridgeError, _raise_error
 from codeagent.sandbox.protocol import codec, stdin_frames
 from codeagent.sandbox.protocol.limits import GUEST_MAX_REPLY_BYTES, MAX_FRAME_PARTS
@@ -118,7 +119,7 @@ def _value_of(req_id: int, parts: list[Any]) -> Any:
 def kernel_ask() -> Ask:
     """ipykernel's ``raw_input`` of this kernel (sends ``input_request`` for the running cell)."""
     try:
-        kernel = __import__("IPython").get_ipython().kernel
+        kernel = shell.current().kernel
     except AttributeError:
         raise BridgeError("the stdin bridge needs to run inside an ipykernel") from None
     raw_input: Ask = kernel.raw_input
@@ -141,7 +142,7 @@ def refuse_script_input() -> None:
         except ImportError:
             pass
 
-    events = __import__("IPython").get_ipython().events
+    events = shell.current().events
     if not any(getattr(cb, "_codeagent_stdin", False) for cb in events.callbacks.get("pre_run_cell", [])):
         before_cell._codeagent_stdin = True  # type: ignore[attr-defined]
         events.register("pre_run_cell", before_cell)
