@@ -277,8 +277,9 @@ class SandboxKernel:
         return pid
 
     def end_script(self) -> str | None:
-        """Kill and reap every process the last script started; restart the kernel when that fails or the
-        script left threads running (see threads.py). Returns a notice on restart."""
+        """Kill and reap every process the last script started; restart the kernel when that fails, or the
+        script left threads running (see threads.py) or so many that the next script could not start one.
+        Returns a notice on restart."""
         if self.km is None or not self._trusted or not self.is_alive():
             return None
         kernel = self._trusted[-1]
@@ -290,6 +291,9 @@ class SandboxKernel:
         problem = None
         if done.left or done.zombies:
             problem = f"{done.left + done.zombies} processes it started could not be ended"
+        elif (idle := len(tasks(kernel) - self._kernel_threads)) > self.policy.max_processes // 2:
+            # idle or not, so many threads would leave the next script no room to start one (a thread bomb)
+            problem = f"{idle} threads it started were still there after it returned"
         elif left := threads_left(kernel, self._kernel_threads, self._refuse_calls):
             problem = f"{left} threads it started were still running after it returned"
         if problem is None:
