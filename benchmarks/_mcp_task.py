@@ -13,13 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks._tasks import (
-    _SUMMARY_LINE,
     REGIONS,
     THRESHOLD,
     BenchTask,
     _summary_answer,
     make_sales_rows,
     region_summary,
+    summary_check,
+    summary_from_output,
     tool_exchanges,
 )
 from codeagent.testing.messages_server import Turn, text_turn, tool_turn
@@ -60,17 +61,7 @@ def mcp_sales_task(rows: int = 10_000) -> Iterator[BenchTask]:
                 pairs += [(arguments["region"], r["amount"]) for r in json.loads(result or "{}")["result"]]
             return text_turn(_summary_answer(region_summary(pairs)))
 
-        def answer_from_output(output: str) -> str:
-            summary = {}
-            for line in output.splitlines():
-                parts = line.split()
-                if len(parts) == 4 and parts[0] in REGIONS:
-                    summary[parts[0]] = (int(parts[1]), float(parts[2]), float(parts[3]))
-            return _summary_answer(dict(sorted(summary.items())))
-
-        def check(answer: str) -> None:
-            got = {r: (int(n), float(med), float(share)) for r, n, med, share in _SUMMARY_LINE.findall(answer)}
-            assert got == truth, f"wrong summary: {got} != {truth}"
+        check = summary_check(truth)
 
         yield BenchTask(
             name=f"MCP server, {rows:,} orders in 5 calls",
@@ -80,7 +71,7 @@ def mcp_sales_task(rows: int = 10_000) -> Iterator[BenchTask]:
             tools=tools,
             direct_model=direct_model,
             script=MCP_SCRIPT,
-            answer_from_output=answer_from_output,
+            answer_from_output=summary_from_output,
             check=check,
             registry=toolbox,
             direct_names={t.remote_name: t.name for t in tools},

@@ -282,17 +282,7 @@ def analysis_task(rows: int = 10_000) -> BenchTask:
         fetched = json.loads(exchanges[-1][2] or "[]")
         return text_turn(_summary_answer(region_summary([(r["region"], r["amount"]) for r in fetched])))
 
-    def answer_from_output(output: str) -> str:
-        summary = {}
-        for line in output.splitlines():
-            parts = line.split()
-            if len(parts) == 4 and parts[0] in REGIONS:
-                summary[parts[0]] = (int(parts[1]), float(parts[2]), float(parts[3]))
-        return _summary_answer(summary)
-
-    def check(answer: str) -> None:
-        got = {r: (int(n), float(med), float(share)) for r, n, med, share in _SUMMARY_LINE.findall(answer)}
-        assert got == truth, f"wrong summary: {got} != {truth}"
+    check = summary_check(truth)
 
     return BenchTask(
         name=f"data analysis, {rows:,}-row query",
@@ -302,7 +292,7 @@ def analysis_task(rows: int = 10_000) -> BenchTask:
         tools=[make_tool(run_query)],
         direct_model=direct_model,
         script=ANALYSIS_SCRIPT,
-        answer_from_output=answer_from_output,
+        answer_from_output=summary_from_output,
         check=check,
     )
 
@@ -366,3 +356,23 @@ def synthetic_tools(count: int, seed: int = 3) -> list[Tool]:
         func.__annotations__ = {p.name: p.annotation for p in params} | {"return": list[dict]}
         tools.append(make_tool(func))
     return tools
+
+
+def summary_from_output(output: str) -> str:
+    """The answer a script's printed per-region lines give (``REGION n median share``), as the model would."""
+    summary = {}
+    for line in output.splitlines():
+        parts = line.split()
+        if len(parts) == 4 and parts[0] in REGIONS:
+            summary[parts[0]] = (int(parts[1]), float(parts[2]), float(parts[3]))
+    return _summary_answer(dict(sorted(summary.items())))
+
+
+def summary_check(truth: dict[str, tuple[int, float, float]]) -> Callable[[str], None]:
+    """A checker that an answer states ``truth``'s per-region summary exactly."""
+
+    def check(answer: str) -> None:
+        got = {r: (int(n), float(med), float(share)) for r, n, med, share in _SUMMARY_LINE.findall(answer)}
+        assert got == truth, f"wrong summary: {got} != {truth}"
+
+    return check
