@@ -291,9 +291,9 @@ class SandboxKernel:
         problem = None
         if done.left or done.zombies:
             problem = f"{done.left + done.zombies} processes it started could not be ended"
-        elif (idle := len(tasks(kernel) - self._kernel_threads)) > self.policy.max_processes // 2:
+        elif (leftover := len(tasks(kernel) - self._kernel_threads)) > self.policy.max_processes // 2:
             # idle or not, so many threads would leave the next script no room to start one (a thread bomb)
-            problem = f"{idle} threads it started were still there after it returned"
+            problem = f"{leftover} threads it started were still there after it returned"
         elif left := threads_left(kernel, self._kernel_threads, self._refuse_calls):
             problem = f"{left} threads it started were still running after it returned"
         if problem is None:
