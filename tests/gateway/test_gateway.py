@@ -20,6 +20,7 @@ import pandas as pd
 import pytest
 from IPython.utils.capture import capture_output
 
+from benchmarks.tool_search import DATA, catalog_tools
 from codeagent.examples.expenses import expense_tools as example_tools
 from codeagent.examples.expenses import make_expense_data, over_budget_script
 from codeagent.kernel_ext.magic import final_view
@@ -141,6 +142,34 @@ def test_tool_calls_errors_batches_and_chunked_replies(remote: Any, monkeypatch:
     assert used < 20 + 67 + 50, used
     calls = [c.name for c in dispatcher.records[-24:]]
     assert calls.count("double") == 20
+
+
+def test_a_thousand_mcp_tools_install_packed_and_only_when_changed(remote: Any) -> None:
+    sandbox, dispatcher = remote
+    own = [t.spec() for t in _tools()]
+    catalog = [t.spec() for t in catalog_tools(json.loads((DATA / "tool_catalog.json").read_text()))[:1000]]
+    last = catalog[-1]
+    try:
+        sandbox.set_tools(own + catalog)
+        result = sandbox.execute(
+            "import inspect\n"
+            f"print('signature', inspect.signature({last['namespace']}.{last['name']}))\n"
+            f"print('listed', len(dir({last['namespace']})))\n"
+            "print('sum', add(2, 3))\n"
+            "add = 'the script rebound add'\n",
+            dispatcher,
+        )
+        assert result.status == "ok", result.output
+        assert "signature (" in result.output and "sum 5" in result.output
+        assert sum(s["namespace"] == last["namespace"] for s in catalog) == int(
+            result.output.split("listed ")[1].split()[0]
+        )
+        sandbox.set_tools(own + catalog)  # unchanged: not installed again, so the script's rebinding stays
+        assert "the script rebound add" in sandbox.execute("print(add)", dispatcher).output
+        sandbox.set_tools(own)  # changed: installed again
+        assert "sum 2" in sandbox.execute("print('sum', add(1, 1))", dispatcher).output
+    finally:
+        sandbox.set_tools(own)
 
 
 def test_forged_requests_are_refused(remote: Any) -> None:

@@ -6,7 +6,7 @@ gateway's REST API and websocket. Tool calls, ``--data`` and ``set_result`` trav
 channel (:mod:`codeagent.sandbox.host.gateway.stdin_bridge`). It offers what the agent loop and the pool use of
 :class:`codeagent.sandbox.host.manager.SandboxKernel`.
 
-Longer than most modules (~380 lines) for the reason ``manager.py`` gives: one class whose kernel life (start,
+Longer than most modules (~400 lines) for the reason ``manager.py`` gives: one class whose kernel life (start,
 restart, recovery after a death, shutdown) and script runs (execute, interrupt) share every piece of its state;
 what needs none of it lives beside it (``channels.py``, ``rest.py``, ``stdin_bridge.py``, ``output.record_output``).
 """
@@ -33,6 +33,7 @@ from codeagent.sandbox.host.output import OutputCollector, record_output, strip_
 from codeagent.sandbox.host.policy import SandboxPolicy
 from codeagent.sandbox.protocol import stdin_frames
 from codeagent.sandbox.protocol.messages import BridgeHandler
+from codeagent.sandbox.protocol.tool_specs import pack_specs
 
 log = logging.getLogger("codeagent.gateway")
 
@@ -56,6 +57,7 @@ class GatewaySandbox:
         self.kernel_id: str | None = None
         self._token = secrets.token_hex(16)
         self._tool_specs: list[dict[str, Any]] = []
+        self._installed_specs: list[dict[str, Any]] | None = None  # what the running remote kernel has
         self._rest = GatewayClient(settings.url, settings.token)
         self._channels: KernelChannels | None = None
         self._dead = False
@@ -110,6 +112,7 @@ class GatewaySandbox:
             f"_ca_runtime.setup({json.dumps(self.policy.cpu_seconds)})\n"
             "del _ca_runtime\n"
         )
+        self._installed_specs = None
         self.set_tools(self._tool_specs)
         self._dead = False
 
@@ -157,15 +160,21 @@ class GatewaySandbox:
             )
 
     def set_tools(self, specs: list[dict[str, Any]]) -> None:
-        """Define the tool stubs in the remote kernel; they call back over the stdin channel."""
+        """Define the tool stubs in the remote kernel; they call back over the stdin channel.
+
+        As in the local sandbox, the specs travel packed (``protocol.tool_specs``) and are installed only when
+        they changed since the last install into the running kernel."""
+        if specs == self._installed_specs:
+            return
         self._tool_specs = specs
         self._run_silent(
             "import codeagent.sandbox.guest.runtime as _ca_runtime\n"
             f"_ca_runtime.install({STDIN_ADDRESS!r}, {self._token!r}, "
-            f"__import__('json').loads({json.dumps(json.dumps(specs))}), globals(), "
+            f"_ca_runtime.unpack_specs({pack_specs(specs)!r}), globals(), "
             f"max_request_bytes={self.bridge.max_request_bytes})\n"
             "del _ca_runtime\n"
         )
+        self._installed_specs = specs
 
     def _run_silent(self, code: str) -> None:
         reply = self._shell_request(
