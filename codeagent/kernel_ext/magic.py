@@ -76,6 +76,7 @@ class CodeAgent(Magics, Configurable):
     output_hard_bytes = setting(SandboxPolicy, "output_hard_bytes")
     sandbox_uid = setting(SandboxPolicy, "sandbox_uid")
     sandbox_allow_root = setting(SandboxPolicy, "allow_root")
+    sandbox_allow_no_seccomp = setting(SandboxPolicy, "allow_no_seccomp")
     bridge_request_mb = setting(SandboxPolicy, "bridge_request_mb")
     bridge_reply_mb = setting(SandboxPolicy, "bridge_reply_mb")
     # host-side limits that hold whatever the script does (README: Security)

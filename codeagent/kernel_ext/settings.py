@@ -19,7 +19,12 @@ from codeagent.sandbox.host.policy import SandboxPolicy
 
 #: Trait names that differ from the field they set (the rest are the same).
 TRAIT_NAMES = {
-    SandboxPolicy: {"mode": "sandbox_mode", "wall_seconds": "timeout", "allow_root": "sandbox_allow_root"},
+    SandboxPolicy: {
+        "mode": "sandbox_mode",
+        "wall_seconds": "timeout",
+        "allow_root": "sandbox_allow_root",
+        "allow_no_seccomp": "sandbox_allow_no_seccomp",
+    },
     AgentSettings: {},
 }
 #: Fields decided per call from other traits (``profile`` from ``model_profile`` and the base URL).

@@ -61,6 +61,18 @@ class Mode:
     python: str  # "debian" (a venv of /usr/bin/python3 in /tmp) or "pyenv" (this interpreter, under /root)
     runs: bool  # whether a call is expected to run
     allow_root: bool = False  # the explicit opt-in (CodeAgent.sandbox_allow_root)
+    allow_no_seccomp: bool = False  # the explicit opt-in (CodeAgent.sandbox_allow_no_seccomp)
+
+    @property
+    def opt_ins(self) -> str:
+        """The SandboxPolicy keyword arguments of this mode's opt-ins."""
+        return f"allow_root={self.allow_root}, allow_no_seccomp={self.allow_no_seccomp}"
+
+    @property
+    def opt_in_env(self) -> dict[str, str]:
+        """The same for the attack suite (tests/security/attack.py)."""
+        names = [name for name in ("allow_root", "allow_no_seccomp") if getattr(self, name)]
+        return {f"CODEAGENT_SECURITY_{name.upper()}": "1" for name in names}
 
 
 MODES = [
@@ -74,13 +86,14 @@ MODES = [
     Mode("VM without userns, root (CAP_SYS_ADMIN)", "vm-no-userns", False, "pyenv", True),
     Mode("no userns and no Landlock, user", "docker-no-landlock", True, "debian", False),
     Mode("no Landlock (gVisor), user", "no-landlock", True, "debian", True),
-    Mode("no seccomp, user", "no-seccomp", True, "debian", True),
+    Mode("no seccomp, user", "no-seccomp", True, "debian", False),
+    Mode("no seccomp, user, allow_no_seccomp", "no-seccomp", True, "debian", True, allow_no_seccomp=True),
 ]
 
 INFO = """
 from codeagent.sandbox.host.info import sandbox_info
 from codeagent.sandbox.host.policy import SandboxPolicy
-print(sandbox_info(SandboxPolicy(allow_root={allow_root})))
+print(sandbox_info(SandboxPolicy({opt_ins})))
 """
 CALL = """
 import json, os
@@ -90,7 +103,7 @@ class Refuse:
     def begin(self, request):
         raise AssertionError("no tools here")
 try:
-    with SandboxKernel(SandboxPolicy(allow_root={allow_root})) as sb:
+    with SandboxKernel(SandboxPolicy({opt_ins})) as sb:
         out = sb.execute("import os; print(os.getuid(), 6 * 7)", Refuse()).output.strip()
         print(json.dumps({{"ran": out.endswith(" 42"), "uid": out.split()[0], "layers": sb.layers,
                           "warning": sb.warning}}))
@@ -173,9 +186,9 @@ class Matrix:
 
     def measure(self, mode: Mode, attacks: str) -> Result:
         result = Result(mode)
-        result.info = self.run(mode, ["-c", INFO.format(allow_root=mode.allow_root)], 120).strip()
+        result.info = self.run(mode, ["-c", INFO.format(opt_ins=mode.opt_ins)], 120).strip()
         result.platform_line = result.info.splitlines()[0] if result.info else ""
-        out = self.run(mode, ["-c", CALL.format(allow_root=mode.allow_root)], 180)
+        out = self.run(mode, ["-c", CALL.format(opt_ins=mode.opt_ins)], 180)
         try:
             result.call = json.loads(out.strip().splitlines()[-1])
         except (ValueError, IndexError):
@@ -186,7 +199,7 @@ class Matrix:
 
     def attack(self, result: Result, selection: list[str]) -> None:
         report = self.reports / f"junit-{len(os.listdir(self.reports))}.xml"
-        env = {"CODEAGENT_SECURITY_ALLOW_ROOT": "1"} if result.mode.allow_root else {}
+        env = result.mode.opt_in_env
         result.attack_log = self.run(
             result.mode,
             ["-m", "pytest", "-q", "-p", "no:cacheprovider", f"--junitxml={report}", "-o", "junit_family=xunit1",

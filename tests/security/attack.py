@@ -29,6 +29,8 @@ SIGNAL_DENIED = {"ESRCH", "EPERM"}
 MODE = os.environ.get("CODEAGENT_SECURITY_SANDBOX_MODE", "auto")
 #: The platform matrix (tests/platforms) also measures the explicit opt-in to a sandbox that stays uid 0.
 ALLOW_ROOT = os.environ.get("CODEAGENT_SECURITY_ALLOW_ROOT") == "1"
+#: ... and the explicit opt-in to a sandbox without seccomp (a kernel that cannot load filters).
+ALLOW_NO_SECCOMP = os.environ.get("CODEAGENT_SECURITY_ALLOW_NO_SECCOMP") == "1"
 
 
 def socket_locked(sandbox: SandboxKernel) -> bool:
@@ -41,6 +43,7 @@ def tight_policy(**overrides: object) -> SandboxPolicy:
     base = SandboxPolicy(
         mode=MODE,
         allow_root=ALLOW_ROOT,
+        allow_no_seccomp=ALLOW_NO_SECCOMP,
         wall_seconds=3,
         cpu_seconds=2,
         memory_mb=1536,

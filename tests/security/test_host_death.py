@@ -16,12 +16,14 @@ from tests.security.hostside import descendants, is_running, wait_until
 
 HOST = textwrap.dedent(
     """
-    import sys, time
+    import os, sys, time
     from codeagent.sandbox.host.manager import SandboxKernel
     from codeagent.sandbox.host.pool import SandboxPool
     from codeagent.sandbox.host.policy import SandboxPolicy
     mode = sys.argv[1]
-    pool = SandboxPool(SandboxPolicy(mode=mode), size=1).fill()   # started from a pool thread that ends
+    opt_ins = {name: os.environ.get(f"CODEAGENT_SECURITY_{name.upper()}") == "1"
+               for name in ("allow_root", "allow_no_seccomp")}  # the platform matrix's opt-in modes
+    pool = SandboxPool(SandboxPolicy(mode=mode, **opt_ins), size=1).fill()   # started from a pool thread that ends
     kernel = pool.acquire()
     for t in list(pool._starting):
         t.join()

@@ -29,7 +29,7 @@ from codeagent.sandbox.guest.lockdown import LayerStatus, probe
 from codeagent.sandbox.guest.lockdown.fs_view import FsView
 from codeagent.sandbox.guest.lockdown.fs_view import build as build_view
 from codeagent.sandbox.guest.lockdown.mounts import plan
-from codeagent.sandbox.host.layers import FALLBACK_LAYERS, SandboxUnavailable, choose_layers
+from codeagent.sandbox.host.layers import FALLBACK_LAYERS, SandboxUnavailable, choose_layers, weakness
 from codeagent.sandbox.protocol.launch_spec import ALL_LAYERS
 from tests.security.hostside import is_running
 
@@ -289,6 +289,21 @@ def test_root_without_namespaces_refuses_to_stay_uid_0(monkeypatch: pytest.Monke
     assert any(n.startswith("WARNING the sandbox stays uid 0") for n in notes)
     monkeypatch.setattr(layers_module, "closed_directories", lambda: [])
     assert choose_layers("auto", no_namespaces)[0] == list(FALLBACK_LAYERS)
+
+
+def test_no_seccomp_is_refused_unless_opted_in() -> None:
+    """A kernel that cannot load seccomp filters: the namespaces alone leave ptrace, io_uring, bpf, keyctl and
+    new namespaces callable, so auto refuses (naming the remedy and the opt-in); opted in, every run warns."""
+    no_seccomp = _statuses(set(ALL_LAYERS) - {"seccomp"})
+    for mode in ("auto", "namespaces"):
+        with pytest.raises(SandboxUnavailable, match=r"without seccomp.*Remedy: .*sandbox_allow_no_seccomp = True"):
+            choose_layers(mode, no_seccomp)
+    layers, notes = choose_layers("auto", no_seccomp, allow_no_seccomp=True)
+    assert layers == [name for name in ALL_LAYERS if name != "seccomp"]
+    assert any(n.startswith("WARNING no seccomp filter") for n in notes)
+    assert weakness(layers, notes).startswith("weaker sandbox: no seccomp: dangerous kernel interfaces")
+    with pytest.raises(SandboxUnavailable, match="'landlock' needs"):  # the fallback needs seccomp, opt-in or not
+        choose_layers("landlock", no_seccomp, allow_no_seccomp=True)
 
 
 def test_choose_layers_refuses_without_any_sandbox() -> None:

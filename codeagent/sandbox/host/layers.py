@@ -79,6 +79,13 @@ REMEDIES = {
 }
 
 
+NO_SECCOMP_REFUSAL = (
+    "refusing to run generated code without seccomp ({detail}): inside the namespaces " + LOSSES["seccomp"] + ". "
+    "Remedy: " + REMEDIES["seccomp"] + ". To run without it anyway: "
+    "%config CodeAgent.sandbox_allow_no_seccomp = True (warned on every run)."
+)
+
+
 def platform_name(statuses: Sequence[LayerStatus]) -> str:
     """The kind of platform the probes suggest, in words."""
     if not sys.platform.startswith("linux"):
@@ -99,15 +106,19 @@ def platform_name(statuses: Sequence[LayerStatus]) -> str:
 
 
 def choose_layers(
-    mode: str, statuses: Sequence[LayerStatus] | None = None, *, allow_root: bool = False
+    mode: str,
+    statuses: Sequence[LayerStatus] | None = None,
+    *,
+    allow_root: bool = False,
+    allow_no_seccomp: bool = False,
 ) -> tuple[list[str], list[str]]:
     """(layers to apply, notes for the user) for ``SandboxPolicy.mode``.
 
     auto: every layer when namespaces work (with a user namespace, or as root with CAP_SYS_ADMIN), else
     Landlock + seccomp + rlimits + no_new_privs; namespaces / landlock: that level or an error;
     unsandboxed: only the resource limits (with a warning note). Raises SandboxUnavailable when the mode
-    cannot be met (e.g. on macOS or Windows, unless unsandboxed), or when the sandbox would have to stay
-    uid 0 and ``allow_root`` is off.
+    cannot be met (e.g. on macOS or Windows, unless unsandboxed), when the sandbox would have to stay
+    uid 0 and ``allow_root`` is off, or when seccomp cannot be applied and ``allow_no_seccomp`` is off.
     """
     if mode == "unsandboxed":
         return (["rlimits"] if os.name == "posix" else []), [
@@ -122,6 +133,13 @@ def choose_layers(
     fallback_ok = all(name in ok for name in _FALLBACK_REQUIRED)
 
     if mode in ("auto", "namespaces") and ns_ok:
+        if "seccomp" not in ok:
+            if not allow_no_seccomp:
+                raise SandboxUnavailable(NO_SECCOMP_REFUSAL.format(detail=status["seccomp"].detail))
+            notes.append(
+                "WARNING no seccomp filter (CodeAgent.sandbox_allow_no_seccomp): " + LOSSES["seccomp"] + " inside "
+                "the namespaces"
+            )
         layers = [name for name in ALL_LAYERS if name in ok]
         notes += [f"{name} unavailable: {status[name].detail}" for name in ALL_LAYERS if name not in ok]
         return layers, notes

@@ -76,7 +76,7 @@ def layers_for(policy: SandboxPolicy) -> tuple[list[str], list[str]]:
     from codeagent.sandbox.host.layers import SandboxUnavailable, choose_layers
 
     try:
-        return choose_layers(policy.mode, allow_root=policy.allow_root)
+        return choose_layers(policy.mode, allow_root=policy.allow_root, allow_no_seccomp=policy.allow_no_seccomp)
     except SandboxUnavailable as e:
         raise SandboxError(str(e)) from None
 

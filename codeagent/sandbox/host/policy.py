@@ -38,6 +38,11 @@ class SandboxPolicy(BaseModel):
         description="Run the sandbox as uid 0 when it cannot drop root (no namespaces and a Python an "
         "unprivileged uid cannot reach); warned on every run. Off: refuse, naming the remedy.",
     )
+    allow_no_seccomp: bool = Field(
+        False,
+        description="Run the sandbox on a kernel that cannot load seccomp filters (ptrace, io_uring, bpf, "
+        "keyctl, new namespaces stay callable inside the namespaces); warned on every run. Off: refuse.",
+    )
     bridge_request_mb: int = Field(
         256, ge=1, description="Largest tool-bridge message from the sandbox (tool arguments, set_result)."
     )
