@@ -26,15 +26,8 @@ ATTACKED = {
     "VM without userns, root (CAP_SYS_ADMIN)",
     "no Landlock (gVisor), user",
 }
-#: Tests known to fail in a mode without an explicit opt-in (reported in the README's table and the closing
-#: note of #10). Not a breach: where no socket may be made (no mount namespace), one extra kernel thread is
-#: alive after the fork bomb's script and the end-of-script thread check (#12) restarts the sandbox, so the
-#: call that follows works but in a fresh kernel. Cause not found yet.
-_RESTART_AFTER_BOMB = {"test_attacks_resources::test_fork_bomb_then_a_working_call_at_once"}
-KNOWN: dict[str, set[str]] = {
-    "Docker (no userns), root, Debian python": _RESTART_AFTER_BOMB,
-    "Docker (no userns) or Ubuntu 24.04, user": _RESTART_AFTER_BOMB,
-}
+#: Tests known to fail in a mode without an explicit opt-in (none now; reported in the README's table).
+KNOWN: dict[str, set[str]] = {}
 
 
 RESULTS: list[Result] = []

@@ -91,6 +91,19 @@ def test_fork_bomb_then_a_working_call_at_once(bomb_sandbox: SandboxKernel, host
     host.assert_unaffected()
 
 
+def test_a_fork_leaves_no_thread_for_the_next_script(bomb_sandbox: SandboxKernel) -> None:
+    """Regression: IPython >= 9 stops its history-saving thread before every fork and starts a new one in the
+    next script, which the end-of-script check took for a thread left running (a restart after any fork).
+    The sandbox keeps its history in memory: no such thread at all."""
+    with MessagesServer() as server:
+        attack = AttackRunner(bomb_sandbox, server, HostTools())
+        forked = attack("pid = os.fork()\nif pid == 0:\n    os._exit(0)\nos.waitpid(pid, 0)\nprint('forked')\n")
+        assert forked.output.strip().endswith("forked"), forked.output
+        after = attack("import threading\nprint(sorted(t.name for t in threading.enumerate()))\n", prelude=False)
+        assert after.status == "ok" and "IPythonHistorySavingThread" not in after.output, after.output
+    assert bomb_sandbox.restarts == 0
+
+
 def test_thread_bomb_then_a_working_call(bomb_sandbox: SandboxKernel, host: HostGuard) -> None:
     """Threads cannot be killed one by one: a script that leaves the process budget full of threads gets
     its kernel restarted, and the next call works."""

@@ -106,7 +106,14 @@ def send_output_in_pieces() -> None:
     OutStream._flush_buffers = flush_buffers  # type: ignore[method-assign]
 
 
+#: IPython's history database in memory: no file in the workspace, and no saving thread. IPython >= 9 stops that
+#: thread before every ``os.fork()`` and starts a new one in the next script, which the host's end-of-script
+#: check sees as a thread left running (threads.py) and restarts the sandbox after any script that forked.
+KERNEL_OPTIONS = ("--HistoryManager.hist_file=:memory:",)
+
+
 def main() -> None:
+    sys.argv.extend(KERNEL_OPTIONS)
     _patch_iopub_pipe(pipe_address(connection_file(sys.argv[1:])))
     _import_kernel_without(SKIPPED_AT_STARTUP)
     send_output_in_pieces()
