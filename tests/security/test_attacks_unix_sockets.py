@@ -108,3 +108,67 @@ def test_tools_work_from_threads_and_event_loops(attack: AttackRunner, host: Hos
         assert a.probe(label).value == "True", a.output
     assert len(tools.calls) - before == 36 + 10 + 12
     host.assert_unaffected()
+
+
+#: Eight tool calls, each cut short by an interrupt while it waits for a reply (the connection's stream is
+#: then at an unknown position: the pool loses it), then one more call.
+CUT_CALLS = (
+    "import signal, threading\n"
+    "main, cut = threading.get_ident(), 0\n"
+    "for _ in range({n}):\n"
+    "    timer = threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGINT))\n"
+    "    timer.start()\n"
+    "    try:\n"
+    "        slow()\n"
+    "    except KeyboardInterrupt:\n"
+    "        cut += 1\n"
+    "    timer.join()\n"
+    "print('cut', cut)\n"
+    "try:\n"
+    "    print('then', lookup(1))\n"
+    "except Exception as e:\n"
+    "    print('then', type(e).__name__, e)\n"
+)
+
+
+def test_interrupted_calls_that_cut_the_whole_pool_restart_the_sandbox(host: HostGuard) -> None:
+    """Under the socket lock an interrupted call costs its pooled connection and no new one can be made: when
+    a script has cut the last one, the host restarts the sandbox (a SandboxRestarted notice), and the next
+    script's tools work. Mode 'landlock' forces the lock (and the pool) on any Linux."""
+    from codeagent.sandbox.guest.bridge_pool import POOL_SIZE
+    from codeagent.sandbox.host.manager import SandboxError, SandboxKernel
+    from codeagent.testing.messages_server import MessagesServer
+    from tests.security.attack import socket_locked, tight_policy
+
+    tools = HostTools()
+
+    async def slow() -> int:
+        """Waits a long time (its callers are interrupted first)."""
+        import asyncio
+
+        await asyncio.sleep(30)
+        return 0
+
+    tools.add(slow)
+    policy = tight_policy(mode="landlock", allow_root=os.geteuid() == 0, wall_seconds=30)
+    try:
+        sandbox = SandboxKernel(policy).start()
+    except SandboxError as e:
+        pytest.skip(f"no Landlock + seccomp sandbox here: {e}")
+    try:
+        assert socket_locked(sandbox)
+        with MessagesServer() as server:
+            attack = AttackRunner(sandbox, server, tools)
+            a = attack(CUT_CALLS.format(n=1), prelude=False)
+            assert "cut 1" in a.output and "then 2" in a.output, a.output  # one lost: the others carry on
+            assert sandbox.restarts == 0 and "SandboxRestarted" not in a.output, a.output
+            a = attack(CUT_CALLS.format(n=POOL_SIZE - 1), prelude=False)
+            assert f"cut {POOL_SIZE - 1}" in a.output, a.output
+            assert "then BridgeError" in a.output and "restarts the sandbox" in a.output, a.output
+            assert "SandboxRestarted" in a.output and "tool-bridge connections" in a.output, a.output
+            assert sandbox.restarts == 1
+            a = attack("print('then', lookup(21))", prelude=False)
+            assert a.output.strip() == "then 42", a.output
+    finally:
+        sandbox.shutdown()
+    host.assert_unaffected()

@@ -51,7 +51,7 @@ class ConnectionPool(Generic[C]):
                 if self.lost >= self._size:
                     raise PoolExhausted(
                         f"all {self._size} connections to the tool bridge were cut by interrupted calls and this "
-                        "sandbox may not open new ones; restart the sandbox"
+                        "sandbox may not open new ones; the host restarts the sandbox when this script ends"
                     )
                 self._cond.wait()
             return self._free.pop()

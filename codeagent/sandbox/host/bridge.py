@@ -171,6 +171,19 @@ class BridgeServer:
 
     # -- connections -------------------------------------------------------------------------------
 
+    def open_connections(self) -> int:
+        """Connections the sandbox has not hung up (checked now, without reading any request)."""
+        for conn in list(self._connections.values()):
+            try:
+                hung_up = conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+            except (BlockingIOError, InterruptedError):
+                hung_up = False
+            except OSError:
+                hung_up = True
+            if hung_up:
+                self._close(conn)
+        return len(self._connections)
+
     def _accept(self) -> None:
         for _ in range(ACCEPTS_PER_TURN):
             try:

@@ -25,6 +25,7 @@ from typing import Any
 import zmq
 from jupyter_client import KernelManager
 
+from codeagent.sandbox.guest.bridge_pool import POOL_SIZE
 from codeagent.sandbox.host.bridge import PAUSED, BridgeHandler, BridgeServer
 from codeagent.sandbox.host.inbox import KernelInbox, misbehaviour
 from codeagent.sandbox.host.jupyter import exit_status, kernel_manager, process_id
@@ -213,7 +214,7 @@ class SandboxKernel:
         code = (
             "import codeagent.sandbox.guest.runtime as _ca_runtime\n"
             f"_ca_runtime.setup({json.dumps(self.policy.cpu_seconds)}, "
-            f"lock_metadata={'seccomp' in self.layers and 'mounts' not in self.layers})\n"
+            f"lock_metadata={self._socket_locked})\n"
             "del _ca_runtime\n"
         )
         self._run_silent(code)
@@ -296,11 +297,18 @@ class SandboxKernel:
             problem = f"{leftover} threads it started were still there after it returned"
         elif left := threads_left(kernel, self._kernel_threads, self._refuse_calls):
             problem = f"{left} threads it started were still running after it returned"
+        elif self._socket_locked and self.bridge is not None and self.bridge.open_connections() == 0:
+            problem = f"interrupted tool calls cut all {POOL_SIZE} tool-bridge connections (it may open no new ones)"
         if problem is None:
             return None
         log.warning("restarting the sandbox: %s", problem)
         self.restart()
         return f"SandboxRestarted: {problem}; the sandbox was restarted, so its variables are gone."
+
+    @property
+    def _socket_locked(self) -> bool:
+        """The kernel may create no socket (no mount namespace): its tools use the pool opened at start."""
+        return "seccomp" in self.layers and "mounts" not in self.layers
 
     def _refuse_calls(self) -> None:
         """Answer the tool calls waiting now with a refusal (no cell id matches a fresh random one)."""
