@@ -17,6 +17,7 @@ import json
 import os
 import queue
 import re
+import signal
 import sys
 import tempfile
 import time
@@ -77,8 +78,10 @@ class NotebookKernel:
                 return
 
     def close(self) -> None:
+        """Shut the kernel down gracefully: its codeagent session stops its sandboxes and removes their run
+        folders at exit (a SIGKILL, ``now=True``, would leave both behind); killed only if it does not end."""
         self.kc.stop_channels()
-        self.km.shutdown_kernel(now=True)
+        self.km.shutdown_kernel(now=False)
 
 
 def setup_code(max_tokens: int) -> str:
@@ -245,6 +248,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--task-timeout", type=float, default=600, help="seconds per task and mode")
     parser.add_argument("--out", default=str(RESULTS), help="folder for the results")
     args = parser.parse_args(argv)
+    # SIGTERM (``kill``, a CI timeout) unwinds like Ctrl-C, so the kernel and its sandboxes are shut down
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     unknown = [n for n in (args.tasks or "").split(",") if n and n not in TASKS_BY_NAME]
     if unknown:
         parser.error(f"unknown task(s): {', '.join(unknown)}; known: {', '.join(TASKS_BY_NAME)}")
