@@ -10,7 +10,10 @@ execute_request to the kernel's idle status.
 
 Baselines in the same run, interleaved call by call: a cell calling the tool directly in the notebook kernel
 (no isolation, what an in-process agent costs at least), and a cell running the same script on the same warm
-sandbox with a bare ``SandboxKernel.execute``. The breakdown comes from timing codeagent's own functions inside
+sandbox with a bare ``SandboxKernel.execute``. Floors, also interleaved: an empty cell (what the notebook kernel
+itself costs per cell), an ``execute('pass')`` on a plain ipykernel without any sandbox (one kernel round trip
+on this machine; a call runs one script in a kernel), and one streamed request to the same server over raw
+``http.client`` (a model request without the SDK). The breakdown comes from timing codeagent's own functions inside
 the kernel (getting the client, ``set_tools``, the sandbox's execute, the model requests through the SDK, the
 live view and the final view). Writes ``benchmarks/results/overhead.json``.
 """
@@ -77,11 +80,37 @@ def _cell_ended(outcome):
 get_ipython().events.register("pre_run_cell", _cell_started)
 get_ipython().events.register("post_run_cell", _cell_ended)
 _ca = get_ipython().magics_manager.registry["CodeAgent"]
+
+import http.client as _http, urllib.parse as _urlparse
+from jupyter_client.manager import start_new_kernel as _start_new_kernel
+_plain_km, _plain_kc = _start_new_kernel()
+def _plain_execute():  # the least a client does: send, wait for the idle status and the reply
+    msg_id = _plain_kc.execute("pass", store_history=False)
+    while True:
+        msg = _plain_kc.get_iopub_msg(timeout=60)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["content"].get("execution_state") == "idle":
+            break
+    while _plain_kc.get_shell_msg(timeout=60)["parent_header"].get("msg_id") != msg_id:
+        pass
+_plain_execute = _timed("plain kernel execute", _plain_execute)
+_url = _urlparse.urlparse(_ca.base_url)
+_conn = _http.HTTPConnection(_url.hostname, _url.port)
+def _raw_request():
+    body = json.dumps({"model": "m", "max_tokens": 64, "stream": True, "messages": [{"role": "user", "content": "hi"}]})
+    _conn.request("POST", "/v1/messages", body=body, headers={"content-type": "application/json"})
+    _conn.getresponse().read()
+_raw_request = _timed("raw request", _raw_request)
 """
+
+CLEANUP = "_conn.close(); _plain_kc.stop_channels(); _plain_km.shutdown_kernel(now=True)"
 
 SCRIPT = "print(lookup('a'))"
 CODEAGENT_CELL = "%codeagent --new Look a up"
 DIRECT_CELL = "lookup('a')"
+EMPTY_CELL = "pass"
+PLAIN_KERNEL_CELL = "_plain_execute()"
+SANDBOX_PASS_CELL = "_ca.session.sandbox(_ca.policy()).execute('pass', _ToolDispatcher(_ca.session.registry))"
+RAW_REQUEST_CELL = "_raw_request()"
 SANDBOX_CELL = (
     f"_ca.session.sandbox(_ca.policy()).execute({SCRIPT!r}, _ToolDispatcher(_ca.session.registry)).output.strip()"
 )
@@ -138,17 +167,30 @@ def measure(calls: int) -> dict[str, Any]:
         for _ in range(3):  # warm: the sandbox, the pool's spare, the client, the stubs, the imports
             one_call(kernel, server, clock)
             kernel.run(SANDBOX_CELL)
-        rows: dict[str, list[dict[str, float]]] = {"codeagent": [], "direct": [], "sandbox": []}
+        baselines = {
+            "direct": DIRECT_CELL,
+            "sandbox": SANDBOX_CELL,
+            "empty": EMPTY_CELL,
+            "plain kernel": PLAIN_KERNEL_CELL,
+            "sandbox pass": SANDBOX_PASS_CELL,
+            "raw request": RAW_REQUEST_CELL,
+        }
+        rows: dict[str, list[dict[str, float]]] = {"codeagent": [], **{name: [] for name in baselines}}
         load = []
         for _ in range(calls):
             rows["codeagent"].append(one_call(kernel, server, clock))
-            for name, cell in (("direct", DIRECT_CELL), ("sandbox", SANDBOX_CELL)):
+            for name, cell in baselines.items():
+                if name == "raw request":
+                    server.add_turns(text_turn("`a` has the value 1."))
                 run = kernel.run(cell)
                 rows[name].append({"wall": run.wall_s, **phases(kernel)})
             load.append(os.getloadavg()[0])
         return {"rows": rows, "load_avg_1m_per_call": load}
     finally:
-        kernel.shutdown()
+        try:
+            kernel.run(CLEANUP)
+        finally:
+            kernel.shutdown()
         clock.close()
         server.stop()
 
@@ -182,7 +224,17 @@ def summary(results: dict[str, Any]) -> dict[str, float]:
         "direct wall": med("direct", "wall"),
         "sandbox wall": med("sandbox", "wall"),
         "sandbox execute alone": med("sandbox", "sandbox execute"),
+        "empty cell wall": med("empty", "wall"),
+        "plain kernel execute": med("plain kernel", "plain kernel execute"),
+        "sandbox pass": med("sandbox pass", "sandbox execute"),
+        "raw request": med("raw request", "raw request"),
     }
+
+
+def floor(s: dict[str, float]) -> float:
+    """What a call costs at least here: one notebook cell, one kernel round trip (the script; the faster of the
+    plain kernel's and the sandbox's), two requests."""
+    return s["empty cell wall"] + min(s["plain kernel execute"], s["sandbox pass"]) + 2 * s["raw request"]
 
 
 def report(results: dict[str, Any]) -> str:
@@ -208,6 +260,13 @@ def report(results: dict[str, Any]) -> str:
             f"  cell running the script: bare SandboxKernel.execute {s['sandbox wall']:5.1f}"
             f"  (execute alone {s['sandbox execute alone']:.1f})",
             f"  beyond-model cost / bare-execute cell            {s['beyond model'] / s['sandbox wall']:8.2f}×",
+            "Floors on this machine, same kernel, interleaved",
+            f"  an empty cell (the notebook kernel's own cost)   {s['empty cell wall']:8.1f}",
+            f"  execute('pass') on a plain ipykernel, no sandbox {s['plain kernel execute']:8.1f}",
+            f"  execute('pass') on the warm sandbox              {s['sandbox pass']:8.1f}",
+            f"  one streamed request over raw http.client        {s['raw request']:8.1f}",
+            f"  sum for one call (cell + kernel round trip + 2 requests) {floor(s):.1f}",
+            f"  beyond-model cost above that floor               {s['beyond model'] - floor(s):8.1f}",
             f"load average (1 min) during the run: {min(loads):.1f}–{max(loads):.1f}",
         ]
     )
