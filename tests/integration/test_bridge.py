@@ -231,6 +231,18 @@ def test_set_result_hands_a_value_to_the_host(sandbox: SandboxKernel, tools: Too
     assert host_same(host_values()["frame"], dispatcher.result_value)
 
 
+def test_a_tool_rebound_by_one_script_is_back_for_the_next(sandbox: SandboxKernel, tools: Tools) -> None:
+    specs = [t.spec() for t in tools.registry]
+    sandbox.set_tools(specs)
+    rebind = "echo = 'mine'\nset_result = None\nToolError = 3\nprint(echo)\n"
+    assert ok_output(run(sandbox, tools, rebind)[0]).strip() == "mine"  # within its script the name is the script's
+    sandbox.set_tools(specs)  # unchanged tools: nothing is installed again (the host skips it)
+    after = "print(echo('x', 'back'), callable(set_result), issubclass(ToolError, Exception))"
+    output, records = run(sandbox, tools, after)
+    assert ok_output(output).split() == ["back", "True", "True"]
+    assert [r.name for r in records] == ["echo"]
+
+
 # -- concurrency ------------------------------------------------------------------------------------------
 
 

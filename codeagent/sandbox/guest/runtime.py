@@ -151,6 +151,8 @@ for _f in (search_tools, describe_tool):
 
 _client: BridgeClient | None = None
 _lock_at_install = False
+#: What :func:`install` bound in the script's globals, put back before each script (see restore_bindings).
+_bindings: dict[str, Any] = {}
 
 
 def _lock_shared_host(client: BridgeClient) -> None:
@@ -205,6 +207,25 @@ def install(
             namespace[spec["name"]] = make_stub(client, spec)
     for name, tools in grouped.items():
         namespace[name] = ToolNamespace(name, tools, client)
+    plain = [spec["name"] for spec in specs if not spec.get("namespace")]
+    _bindings.clear()
+    _bindings.update(
+        {
+            name: namespace[name]
+            for name in [*plain, *grouped, "set_result", "search_tools", "describe_tool", *(e.__name__ for e in errors)]
+            if name in namespace
+        }
+    )
+
+
+def restore_bindings(*_event: Any) -> None:
+    """Before each script: put back any tool, namespace or helper an earlier script rebound (``lookup = 5``).
+    The host installs the tools only when they change, so without this the next script would find the name
+    taken although its prompt lists the tool."""
+    namespace = shell.current().user_ns
+    for name, value in _bindings.items():
+        if namespace.get(name) is not value:
+            namespace[name] = value
 
 
 #: The bridge address of sandboxes behind a gateway: tool calls travel on the kernel's stdin channel.
@@ -259,6 +280,7 @@ def setup(cpu_seconds: int, lock_metadata: bool = False) -> None:
     signal.signal(signal.SIGXCPU, on_xcpu)
     get_ipython = shell.current
     get_ipython().events.register("pre_run_cell", before_cell)
+    get_ipython().events.register("pre_run_cell", restore_bindings)
     get_ipython().events.register("post_run_cell", end_default_executor)
     leave_our_frames_out_of_tracebacks(get_ipython())
     keep_thread_output_with_its_cell()
