@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -280,15 +281,58 @@ def test_root_without_namespaces_refuses_to_stay_uid_0(monkeypatch: pytest.Monke
     import codeagent.sandbox.host.layers as layers_module
 
     monkeypatch.setattr(layers_module.os, "geteuid", lambda: 0)
-    monkeypatch.setattr(layers_module, "closed_directories", lambda: [("/root", "/root/.pyenv/versions/3.11")])
+    monkeypatch.setattr(
+        layers_module,
+        "closed_directories",
+        lambda paths=None: [("/root", "/root/.pyenv/versions/3.11")] if paths is None else [],
+    )
     no_namespaces = _statuses(set(ALL_LAYERS) - {"namespaces", "mounts", "pidns"})
     with pytest.raises(SandboxUnavailable, match=r"refusing to run generated code as root.*venv /opt/venv"):
         choose_layers("auto", no_namespaces)
     layers, notes = choose_layers("auto", no_namespaces, allow_root=True)
     assert layers == list(FALLBACK_LAYERS)
     assert any(n.startswith("WARNING the sandbox stays uid 0") for n in notes)
-    monkeypatch.setattr(layers_module, "closed_directories", lambda: [])
+    monkeypatch.setattr(layers_module, "closed_directories", lambda paths=None: [])
     assert choose_layers("auto", no_namespaces)[0] == list(FALLBACK_LAYERS)
+
+
+@pytest.fixture
+def closed_tmpdir() -> Iterator[Path]:
+    """A TMPDIR inside a 0700 directory (like ``mktemp -d``) under /tmp."""
+    closed = Path(tempfile.mkdtemp(prefix="ca-closed-", dir="/tmp"))
+    (closed / "tmp").mkdir()
+    yield closed / "tmp"
+    shutil.rmtree(closed, ignore_errors=True)
+
+
+def test_sandbox_info_predicts_a_closed_tmpdir_on_a_root_host_without_namespaces(
+    monkeypatch: pytest.MonkeyPatch, closed_tmpdir: Path
+) -> None:
+    """Regression: a 0700 TMPDIR (where the run folder and workspace are made) stopped the launcher's uid drop
+    at start, but --sandbox-info said the sandbox runs. Now both refuse first, naming TMPDIR and the remedy."""
+    import codeagent.sandbox.host.launch as launch_module
+    import codeagent.sandbox.host.layers as layers_module
+    from codeagent.sandbox.host.info import sandbox_info
+    from codeagent.sandbox.host.manager import SandboxError, SandboxKernel
+    from codeagent.sandbox.host.policy import SandboxPolicy
+
+    closed = closed_tmpdir.parent
+    monkeypatch.setattr(layers_module.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(launch_module, "python_prefix_paths", lambda: ["/usr/lib"])  # a Python all may reach
+    no_namespaces = _statuses(set(ALL_LAYERS) - {"namespaces", "mounts", "pidns"})
+    monkeypatch.setattr(layers_module, "probe", lambda: no_namespaces)
+    monkeypatch.setattr(tempfile, "tempdir", "/tmp")
+    assert choose_layers("auto")[0] == list(FALLBACK_LAYERS)  # an open TMPDIR: it runs
+    monkeypatch.setattr(tempfile, "tempdir", str(closed_tmpdir))
+    info = sandbox_info(SandboxPolicy())
+    assert "refuses to run generated code here" in info, info
+    assert f"it cannot enter {closed}, where its run folder and workspace are made" in info, info
+    assert "TMPDIR=/tmp" in info and f"chmod o+x {closed};" in info, info
+    with pytest.raises(SandboxError, match="TMPDIR=/tmp"):  # and the start refuses the same way, first
+        SandboxKernel(SandboxPolicy()).start()
+    assert os.listdir(closed_tmpdir) == []  # (nothing left behind)
+    _, notes = choose_layers("auto", allow_root=True)  # the explicit opt-in: stays uid 0, warned
+    assert any(n.startswith("WARNING the sandbox stays uid 0") for n in notes)
 
 
 def test_no_seccomp_is_refused_unless_opted_in() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
 
 from codeagent.sandbox.guest.bridge_pool import POOL_SIZE
@@ -55,6 +56,16 @@ def closed_remedy(closed: list[tuple[str, str]]) -> str:
     if others:
         fixes.append(f"chmod o+x {' '.join(others)} (if nothing in it is secret: others may pass, not list it)")
     return f"it cannot enter {where}. Remedy: {' and '.join(fixes)}, or install Python and codeagent elsewhere"
+
+
+def temp_remedy(closed: list[tuple[str, str]]) -> str:
+    """How to let the sandbox uid into TMPDIR (``closed``: :func:`closed_directories` of it)."""
+    dirs = " ".join(d for d, _ in closed)
+    return (
+        f"it cannot enter {dirs}, where its run folder and workspace are made (TMPDIR {tempfile.gettempdir()}). "
+        f"Remedy: start the notebook with TMPDIR set to a directory others may enter (e.g. TMPDIR=/tmp), or "
+        f"chmod o+x {dirs}"
+    )
 
 
 #: What each layer's absence costs, in one line (shown by --sandbox-info and the final view's warning).
@@ -174,12 +185,16 @@ def choose_layers(
     )
     if "nproc" in layers and not (sys.platform.startswith("linux") and os.geteuid() == 0):
         notes.append("nproc: the process limit counts this uid's processes (the sandbox may add its limit)")
-    closed = closed_directories() if sys.platform.startswith("linux") and os.geteuid() == 0 else []
-    if closed:
+    as_root = sys.platform.startswith("linux") and os.geteuid() == 0
+    closed = closed_directories() if as_root else []
+    # the run folder and workspace are made in TMPDIR and handed to the sandbox uid: it must enter TMPDIR
+    closed_temp = closed_directories([tempfile.gettempdir()]) if as_root else []
+    if closed or closed_temp:
         if not allow_root:
+            reasons = ([closed_remedy(closed)] if closed else []) + ([temp_remedy(closed_temp)] if closed_temp else [])
             raise SandboxUnavailable(
                 "refusing to run generated code as root: without namespaces the sandbox must drop to an "
-                f"unprivileged uid, and {closed_remedy(closed)}; or run the notebook as an unprivileged user, "
+                f"unprivileged uid, and {'; and '.join(reasons)}; or run the notebook as an unprivileged user, "
                 f"or {REMEDIES['namespaces']}. To run as root anyway: "
                 "%config CodeAgent.sandbox_allow_root = True (warned on every run)."
             )
