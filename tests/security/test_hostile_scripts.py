@@ -354,6 +354,81 @@ def test_a_thread_left_running_is_stopped_before_the_next_script(notebook: Codea
     notebook.assert_next_call_works()
 
 
+def test_an_idle_thread_left_behind_restarts_the_sandbox_and_is_named(notebook: CodeagentNotebook) -> None:
+    """A thread that sleeps through the end of its script and only then works (was: idle threads were left,
+    muted, and one waking between scripts was not caught): any thread still alive after the grace restarts
+    the sandbox, named in the notice; an executor the script did not shut down is ended by the guest."""
+    notebook.run("woken = []\n@tool\ndef wake() -> int:\n    'Records a wake-up.'\n    woken.append(1)\n    return 1\n")
+    script = (
+        "import concurrent.futures, threading, time\n"
+        "kept = 1\n"
+        "pool = concurrent.futures.ThreadPoolExecutor(2)\n"
+        "print(pool.submit(sum, [1, 2]).result())\n"
+        "def sleeper():\n"
+        "    time.sleep(3)\n"
+        "    while True:\n"
+        "        sum(range(10**5))\n"
+        "        try:\n            wake()\n        except Exception:\n            pass\n"
+        "threading.Thread(target=sleeper, daemon=True).start()\n"
+    )
+    call = notebook.ask(script)
+    assert "SandboxRestarted: 1 threads it started were still running after it returned (python)" in call.output, (
+        call.output[-500:]
+    )
+    assert "SandboxRestarted" in call.html and "SandboxRestarted" in call.text
+    time.sleep(3.5)  # past the sleeper's wake-up
+    after = notebook.ask("print('kept' in globals())")
+    assert after.output.strip() == "False", after.output  # the thread went with the old kernel
+    assert int(notebook.run("print(len(woken))")) == 0, "the sleeping thread woke and called the tool"
+    budget(call, peak_mib=32, cpu_s=10, wall_s=30)
+    # an executor left unshut, asyncio's, and a large print (pyzmq's zero-copy collector) leave nothing behind
+    library = (
+        "import asyncio, concurrent.futures\n"
+        "still_here = 1\n"
+        "pool = concurrent.futures.ThreadPoolExecutor(3)\n"
+        "print(sum(pool.map(abs, [-1, -2, -3])), await asyncio.to_thread(len, 'ab'), len('x' * 300_000))\n"
+        "print('y' * 300_000)\n"
+    )
+    kept = notebook.ask(library)
+    assert kept.output.startswith("6 2 300000\n") and "SandboxRestarted" not in kept.output, kept.output[-300:]
+    assert notebook.ask("print(still_here)").output.strip() == "1"
+    notebook.assert_next_call_works()
+
+
+def test_code_left_scheduled_in_the_kernel_is_caught_before_the_next_script(notebook: CodeagentNotebook) -> None:
+    """A script plants work on the kernel's own threads to run after it returned (no thread of its own is
+    left): a callback on the main event loop, a thread started later from the IOPub thread's loop, CPU burnt
+    there. Before the next script runs, the host sees the kernel did more than sleep and restarts it."""
+    plants = {
+        "main thread": ("import asyncio\nasyncio.get_running_loop().call_later(1.0, lambda: sum(range(10**6)))\n"),
+        "threads (python) started between scripts": (
+            "import sys, threading, time\n"
+            "loop = sys.stdout.pub_thread.io_loop\n"
+            "start = lambda: threading.Thread(target=time.sleep, args=(60,), daemon=True).start()\n"
+            "loop.add_callback(loop.call_later, 1.0, start)\n"
+        ),
+        "of CPU between scripts": (
+            "import sys, time\n"
+            "loop = sys.stdout.pub_thread.io_loop\n"
+            "def burn():\n    end = time.process_time() + 0.5\n    while time.process_time() < end:\n        pass\n"
+            "loop.add_callback(loop.call_later, 1.0, burn)\n"
+        ),
+    }
+    for what, plant in plants.items():
+        call = notebook.ask("planted = 1\n" + plant + "print('planted')")
+        assert call.output.strip() == "planted", call.output  # nothing is left when the script returns
+        time.sleep(2.5)
+        after = notebook.ask("print('planted' in globals())")
+        lines = after.output.splitlines()
+        assert "False" in lines, after.output  # ran in a fresh kernel
+        (notice,) = [line for line in lines if line.startswith("SandboxRestarted: ")]
+        assert what in notice and "restarted before this script" in notice, notice
+        assert "SandboxRestarted" in after.html
+    notebook.ask("quiet = 1")
+    time.sleep(11)  # ipykernel's IOPub thread does its own housekeeping every 10 s: not a reason to restart
+    assert notebook.ask("print(quiet)").output.strip() == "1"
+
+
 def test_tool_data_cannot_imitate_the_hosts_notes(notebook: CodeagentNotebook) -> None:
     """A tool's page (and the script) print lines shaped like the host's placeholders and notices: they reach the
     model and the view tagged as script output; the host's real placeholder is not tagged."""

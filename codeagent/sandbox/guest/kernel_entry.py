@@ -5,6 +5,9 @@
   would be too long for a Unix socket, a Linux abstract socket (private to the sandbox's network
   namespace).
 * The debugger and jedi completion are left out (see SKIPPED_AT_STARTUP): faster start, less memory.
+* Messages are always copied into zmq (``Session.copy_threshold``): a zero-copy send of a large output starts
+  pyzmq's garbage-collector thread and a zmq context (3 threads) that would outlive the script that printed,
+  and the host restarts the kernel for threads a script left (host/threads.py).
 """
 
 from __future__ import annotations
@@ -106,10 +109,13 @@ def send_output_in_pieces() -> None:
     OutStream._flush_buffers = flush_buffers  # type: ignore[method-assign]
 
 
+#: Above any message the host accepts (SandboxPolicy.iopub_message_mb): every send copies, none is zero-copy.
+COPY_THRESHOLD = 1 << 40
+
 #: IPython's history database in memory: no file in the workspace, and no saving thread. IPython >= 9 stops that
 #: thread before every ``os.fork()`` and starts a new one in the next script, which the host's end-of-script
 #: check sees as a thread left running (threads.py) and restarts the sandbox after any script that forked.
-KERNEL_OPTIONS = ("--HistoryManager.hist_file=:memory:",)
+KERNEL_OPTIONS = ("--HistoryManager.hist_file=:memory:", f"--Session.copy_threshold={COPY_THRESHOLD}")
 
 
 def main() -> None:

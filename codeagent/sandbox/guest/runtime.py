@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from codeagent.sandbox.guest import shell
+from codeagent.sandbox.guest import leftovers, shell
 from codeagent.sandbox.guest.bridge_client import (
     BridgeClient,
     BridgeError,
@@ -281,7 +281,8 @@ def setup(cpu_seconds: int, lock_metadata: bool = False) -> None:
     get_ipython = shell.current
     get_ipython().events.register("pre_run_cell", before_cell)
     get_ipython().events.register("pre_run_cell", restore_bindings)
-    get_ipython().events.register("post_run_cell", end_default_executor)
+    get_ipython().events.register("post_run_cell", leftovers.end_script_threads)
+    leftovers.track_executors()
     leave_our_frames_out_of_tracebacks(get_ipython())
     keep_thread_output_with_its_cell()
     leave_address_space_for_data()
@@ -291,21 +292,6 @@ def leave_address_space_for_data() -> None:
     """Keep the sandbox's RLIMIT_AS for data: pyarrow's default allocator (mimalloc) reserves over 1 GB of
     address space on first use, the system allocator ~70 MB. (Malloc arenas are capped by the environment.)"""
     os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "system")  # read when pyarrow is first imported
-
-
-def end_default_executor(*_event: Any) -> None:
-    """asyncio's default executor (``asyncio.to_thread``) keeps its idle workers after the script: end them with
-    the cell, since the host restarts the sandbox when threads a script started are still alive."""
-    import asyncio
-
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        return
-    executor = getattr(loop, "_default_executor", None)
-    if executor is not None:
-        loop._default_executor = None  # type: ignore[attr-defined]  # the next script gets a fresh one
-        executor.shutdown(wait=False)
 
 
 def keep_thread_output_with_its_cell() -> None:

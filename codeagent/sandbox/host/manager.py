@@ -35,7 +35,7 @@ from codeagent.sandbox.host.output import OutputCollector, describe_display, png
 from codeagent.sandbox.host.policy import SandboxPolicy
 from codeagent.sandbox.host.reaper import kill_strays, trusted_chain
 from codeagent.sandbox.host.results import ExecStatus, ExecutionResult, SandboxError, script_result
-from codeagent.sandbox.host.threads import tasks, threads_left
+from codeagent.sandbox.host.threads import Quiet, names, tasks, threads_left
 from codeagent.sandbox.protocol.launch_spec import LaunchSpec
 from codeagent.sandbox.protocol.spin import SpinGate
 from codeagent.sandbox.protocol.tool_specs import pack_specs
@@ -108,6 +108,8 @@ class SandboxKernel:
         self.restarts = 0
         self._trusted: list[int] = []  # launcher [, init], kernel: the processes a script end keeps
         self._kernel_threads: set[int] = set()  # the kernel's threads before any script ran (threads.py)
+        self._quiet: Quiet | None = None  # between scripts: the kernel's threads as the last one left them
+        self._restarted_between: str | None = None  # a notice for the next script
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -169,7 +171,7 @@ class SandboxKernel:
         km.start_kernel(env=self._launch_spec(km.connection_file)["env"], stdout=output, stderr=output)
         output.close()
         kc = km.client(context=self._zmq_context())
-        kc.start_channels()
+        kc.start_channels(hb=False)  # no pings: the kernel's threads stay asleep between scripts
         try:
             kc.wait_for_ready(timeout=START_TIMEOUT)
         except RuntimeError as e:
@@ -188,6 +190,7 @@ class SandboxKernel:
             raise self._start_failed(str(e)) from None
         self._kernel_threads = tasks(self._trusted[-1])
         self._stop_listening()
+        self._quiet = Quiet.settled(self._trusted[-1])
 
     def _zmq_context(self) -> zmq.Context[Any]:
         """A context whose sockets refuse oversized messages on the wire and queue few (see SandboxPolicy)."""
@@ -247,6 +250,9 @@ class SandboxKernel:
 
     def _run_silent(self, code: str, timeout: float = 30.0) -> None:
         """Run setup code and wait for its reply on the shell channel only (output is not listened to)."""
+        between = self._quiet is not None
+        if between:
+            self._restarted_between = self._restart_if_not_quiet() or self._restarted_between
         assert self.inbox is not None
         msg_id = self.kc.execute(code, silent=True, store_history=False, allow_stdin=False, stop_on_error=False)
         shell = self.kc.shell_channel.socket
@@ -260,6 +266,8 @@ class SandboxKernel:
                 reply = self._take_reply(msg_id)
             elif not self.is_alive():
                 raise SandboxError("the sandbox kernel died during setup")
+        if between:
+            self._quiet = Quiet.settled(self._trusted[-1])
         if reply["content"].get("status") != "ok":
             tb = strip_ansi("\n".join(map(str, reply["content"].get("traceback", []))))
             raise SandboxError(f"sandbox setup failed:\n{tb}")
@@ -289,21 +297,29 @@ class SandboxKernel:
             with contextlib.suppress(Exception):
                 self._run_silent(_REAP, 5.0)
             done = kill_strays(self.launcher_pid(), set(self._trusted), kernel, timeout=0.5)
-        problem = None
+        problem, left = None, set()
         if done.left or done.zombies:
             problem = f"{done.left + done.zombies} processes it started could not be ended"
-        elif (leftover := len(tasks(kernel) - self._kernel_threads)) > self.policy.max_processes // 2:
-            # idle or not, so many threads would leave the next script no room to start one (a thread bomb)
-            problem = f"{leftover} threads it started were still there after it returned"
-        elif left := threads_left(kernel, self._kernel_threads, self._refuse_calls):
-            problem = f"{left} threads it started were still running after it returned"
+        elif left := threads_left(kernel, self._kernel_threads, self._refuse_calls):  # idle or not
+            problem = f"{len(left)} threads it started were still running after it returned ({names(kernel, left)})"
         elif self._socket_locked and self.bridge is not None and self.bridge.open_connections() == 0:
             problem = f"interrupted tool calls cut all {POOL_SIZE} tool-bridge connections (it may open no new ones)"
         if problem is None:
+            self._quiet = Quiet.settled(kernel)
             return None
         log.warning("restarting the sandbox: %s", problem)
         self.restart()
-        return f"SandboxRestarted: {problem}; the sandbox was restarted, so its variables are gone."
+        hint = " End thread pools before the script returns (pyarrow: use_threads=False)." if left else ""
+        return f"SandboxRestarted: {problem}; the sandbox was restarted, so its variables are gone.{hint}"
+
+    def _restart_if_not_quiet(self) -> str | None:
+        """Before anything runs again: restart the kernel if it did more than sleep since the last script."""
+        quiet, self._quiet = self._quiet, None
+        if quiet is None or not self.is_alive() or (problem := quiet.broken()) is None:
+            return None
+        log.warning("restarting the sandbox before the next script: %s", problem)
+        self.restart()
+        return f"SandboxRestarted: {problem}; the sandbox was restarted before this script, so its variables are gone."
 
     @property
     def _socket_locked(self) -> bool:
@@ -395,6 +411,7 @@ class SandboxKernel:
             self.kc.stop_channels()
             self.kc = None
         self.inbox = None
+        self._quiet = None
         if self.km is not None:
             with contextlib.suppress(Exception):
                 self.km.shutdown_kernel(now=True)
@@ -442,6 +459,8 @@ class SandboxKernel:
         loop turn does a bounded amount of work, so the wall clock is checked whatever the sockets do; messages
         the host cannot trust are counted and dropped (``ExecutionResult.misbehaved``), never raised.
         """
+        restarted = self._restart_if_not_quiet() or self._restarted_between
+        self._restarted_between = None
         assert self.kc is not None and self.bridge is not None and self.inbox is not None
         kc, policy, bridge, inbox = self.kc, self.policy, self.bridge, self.inbox
         out = OutputCollector(hard_limit=policy.output_hard_bytes)
@@ -515,7 +534,7 @@ class SandboxKernel:
                 report()
             self._stop_listening()
         ended = self.end_script()
-        notice = f"{notice}\n{ended}" if notice and ended else notice or ended
+        notice = "\n".join(n for n in (restarted, notice, ended) if n) or None
         over = None if self.quota_mounted else self._enforce_workspace_quota()
         notice = f"{notice}\n{over}" if notice and over else notice or over
         misbehaved = self._misbehaviour(inbox, bridge.counts - bridge_before)

@@ -1,24 +1,34 @@
-"""Threads a script leaves in the sandbox kernel, seen from outside (``/proc/<kernel>/task``).
+"""Threads of the sandbox kernel, seen from outside (``/proc/<kernel>/task``).
 
 A thread cannot be stopped from outside its process, and a hostile one ignores any request to stop, so the
-rule is: threads the kernel did not have before any script ran get a short grace to end once their script
-returned; those still there are watched for a moment, and if any runs (its context switches or CPU ticks move,
-or it is runnable), the host restarts the kernel (``SandboxKernel.end_script``). A thread blocked the whole
-time (an idle pool worker) is left, muted: its output is dropped and its tool calls refused. The sandbox's
-environment and the guest runtime keep libraries from leaving such pools where they can (BLAS/OpenMP threads,
-jemalloc's background thread, asyncio's default executor, Arrow's pool in the bridge's decoding).
+rule is (``SandboxKernel.end_script``): when a script returns, the guest ends what it can itself (executors the
+script created, asyncio's default executor, see ``guest/runtime.end_script_threads``); any thread the kernel did
+not have before the first script that is still alive after a short grace restarts the kernel, idle or not.
+The sandbox's environment and the guest keep libraries from leaving pools where they can (BLAS/OpenMP threads,
+jemalloc's background thread, Arrow decoding in the bridge, zmq's zero-copy garbage collector).
+
+Between scripts the kernel's own threads must stay quiet too: ``Quiet`` remembers their state when a script
+ended, and before the next one runs the host checks that no thread appeared, the main thread (where a
+callback the script scheduled on the kernel's event loop would run) did not wake, and the whole kernel used
+no more CPU than its idle housekeeping needs.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 
 #: How long threads a script started get to end on their own once it has returned.
 GRACE_S = 0.5
-#: How long the threads still there are watched for running.
-WATCH_S = 0.2
+#: CPU ticks (1/100 s) the kernel may use between scripts: ipykernel's housekeeping (the IOPub thread wakes
+#: every 10 s) uses well under one tick a minute.
+IDLE_TICKS = 5
+#: ... plus this share of the time between scripts.
+IDLE_CPU_SHARE = 0.002
 
 
 def tasks(pid: int) -> set[int]:
@@ -29,9 +39,9 @@ def tasks(pid: int) -> set[int]:
         return set()
 
 
-def activity(pid: int, tid: int) -> tuple[int, bool] | None:
-    """A counter that moves whenever thread ``tid`` of ``pid`` runs (context switches + CPU ticks) and whether it
-    is runnable now; None once it is gone."""
+def activity(pid: int, tid: int) -> tuple[int, int, bool] | None:
+    """Thread ``tid`` of ``pid``: context switches (they move whenever it runs), CPU ticks, and whether it is
+    runnable now; None once it is gone."""
     try:
         with open(f"/proc/{pid}/task/{tid}/stat", "rb") as f:
             stat = f.read().rsplit(b")", 1)[-1].split()
@@ -39,31 +49,82 @@ def activity(pid: int, tid: int) -> tuple[int, bool] | None:
             switches = sum(int(line.split()[1]) for line in f if b"ctxt_switches:" in line)
     except (OSError, ValueError, IndexError):
         return None
-    return switches + int(stat[11]) + int(stat[12]), stat[0] == b"R"
+    return switches, int(stat[11]) + int(stat[12]), stat[0] == b"R"
+
+
+def process_ticks(pid: int) -> int:
+    """The CPU ticks all threads of ``pid`` used so far (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read().rsplit(b")", 1)[-1].split()
+        return int(stat[11]) + int(stat[12])
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def names(pid: int, tids: set[int], limit: int = 6) -> str:
+    """The threads' kernel names (``comm``, set by the thread itself: shown, never trusted), e.g.
+    ``python ×2, ZMQbg/IO/0``."""
+    counts: Counter[str] = Counter()
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm", "rb") as f:
+                comm = f.read(64).decode("ascii", "replace").strip()
+        except OSError:
+            continue
+        counts[re.sub(r"[^\w./:@+-]", "?", comm)[:15] or "?"] += 1
+    shown = [f"{name} ×{n}" if n > 1 else name for name, n in counts.most_common(limit)]
+    if len(counts) > limit:
+        shown.append("…")
+    return ", ".join(shown)
 
 
 def threads_left(
-    pid: int, own: set[int], poke: Callable[[], object] = lambda: None, grace: float = GRACE_S, watch: float = WATCH_S
-) -> int:
-    """How many threads of ``pid`` beyond ``own`` are still alive after up to ``grace`` seconds and ran since
-    the script ended (a thread blocked the whole time, like an idle pool worker, is left alone)."""
-    before = {tid: activity(pid, tid) for tid in tasks(pid) - own}  # from the script's end on
-    if not before:
-        return 0
+    pid: int, own: set[int], poke: Callable[[], object] = lambda: None, grace: float = GRACE_S
+) -> set[int]:
+    """The threads of ``pid`` beyond ``own`` still alive after up to ``grace`` seconds."""
     deadline = time.monotonic() + grace
-    while tasks(pid) - own and time.monotonic() < deadline:
-        poke()  # e.g. refuse the tool calls threads wait on, so that a thread blocked on one runs again
-        time.sleep(0.01)
-    if not tasks(pid) - own:
-        return 0
-    end = time.monotonic() + watch
-    while time.monotonic() < end:
-        poke()
-        time.sleep(0.01)
-    before.update({tid: activity(pid, tid) for tid in tasks(pid) - own - set(before)})
-    active = 0
-    for tid, first in before.items():
-        now = activity(pid, tid)
-        if first is not None and now is not None and (now[0] != first[0] or now[1]):
-            active += 1
-    return active
+    while (left := tasks(pid) - own) and time.monotonic() < deadline:
+        poke()  # e.g. refuse the tool calls threads wait on, so that a thread blocked on one can end
+        time.sleep(0.005)
+    return left
+
+
+@dataclass
+class Quiet:
+    """The kernel's threads as a script left them: what must not change before the next script."""
+
+    pid: int
+    tids: frozenset[int]
+    main: tuple[int, int, bool] | None
+    ticks: int
+    at: float
+
+    @classmethod
+    def settled(cls, pid: int, timeout: float = 0.1) -> Quiet:
+        """Taken once the kernel has gone idle (its main thread asleep and unchanged over a millisecond)."""
+        end = time.monotonic() + timeout
+        quiet = cls.now(pid)
+        while time.monotonic() < end:
+            time.sleep(0.001)
+            again = cls.now(pid)
+            if again.tids == quiet.tids and again.main == quiet.main and not (again.main or (0, 0, True))[2]:
+                return again
+            quiet = again
+        return quiet
+
+    @classmethod
+    def now(cls, pid: int) -> Quiet:
+        return cls(pid, frozenset(tasks(pid)), activity(pid, pid), process_ticks(pid), time.monotonic())
+
+    def broken(self) -> str | None:
+        """What the kernel did since, if more than sleeping: None when it stayed quiet."""
+        now = Quiet.now(self.pid)
+        if new := now.tids - self.tids:
+            return f"{len(new)} threads ({names(self.pid, set(new))}) started between scripts"
+        if now.main is not None and self.main is not None and now.main[:2] != self.main[:2]:
+            return "its main thread ran between scripts (code a script left scheduled)"
+        allowed = IDLE_TICKS + IDLE_CPU_SHARE * 100 * (now.at - self.at)
+        if (used := now.ticks - self.ticks) > allowed:
+            return f"it used {used / 100:.2f} s of CPU between scripts"
+        return None
