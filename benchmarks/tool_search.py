@@ -10,8 +10,8 @@ queries whose tool is among the first k results. Two query sets: ``tool_queries.
 index's weights and verb list were chosen on it, so its figure is optimistic), and
 ``tool_queries_heldout.json``, written with other phrasings and another seed before any tuning and never tuned
 on: its figure is the honest one. Misses are printed for the tuning set only. Both rankings are measured: BM25
-alone, and BM25 fused with WordLlama embeddings (what ``search_tools`` uses when ``codeagent[search]`` is
-installed). The first request's tokens are
+alone, and BM25 fused with WordLlama embeddings of whole texts and of words (what ``search_tools`` uses when
+``codeagent[search]`` is installed). The first request's tokens are
 counted from the system prompt and the tool definitions as sent (4 characters per token), for 10 to 10,000
 tools (the catalog repeated under more server names past 1,050), with the default budget of 1,500 tokens of
 stubs, against listing every stub.

@@ -1,5 +1,6 @@
 """Tool search on the host: a BM25 index (SQLite FTS5, standard library) over every tool of every source,
-fused (reciprocal rank fusion) with the ranking of a small sentence-embedding model when it is installed.
+fused (weighted reciprocal rank fusion) with two rankings by a small embedding model when it is installed: whole
+texts, and word by word (each query word's closest word of the tool).
 
 Indexed per tool, in weighted columns: the name split on case and underscores, the source (MCP server) name,
 the description, argument names and descriptions, output field names. Queries are reduced to plain words (so
@@ -16,14 +17,16 @@ import threading
 from collections.abc import Iterable
 from typing import Any
 
-from codeagent.tools.embedding import embedder
+from codeagent.tools.embedding import WordMatch, embedder
 
 #: Column weights for FTS5's bm25(): name, source, description, arguments, outputs (chosen on the tuning
 #: queries of benchmarks/tool_search.py, never on its held-out ones).
 WEIGHTS = (3.0, 3.0, 1.5, 0.2, 0.2)
-#: Reciprocal rank fusion: each ranking adds 1 / (RRF_K + rank); both rankings are cut at DEPTH.
+#: Reciprocal rank fusion: each ranking adds weight / (RRF_K + rank), cut at DEPTH; the weights of BM25, the
+#: whole-text embeddings and the word matching (chosen on the tuning queries only, like WEIGHTS).
 RRF_K = 10
 DEPTH = 50
+FUSION = (1.0, 0.5, 1.0)
 _WORD = re.compile(r"[A-Za-z][a-z]*|[A-Z]+(?![a-z])|\d+")
 STOPWORDS = frozenset(
     {
@@ -158,10 +161,19 @@ def _fields(tool: Any) -> tuple[str, str, str, str, str]:
     )
 
 
+def _match_words(tool: Any) -> list[str]:
+    name, source, description, _, _ = _fields(tool)
+    return [w for w in words(f"{name} {source} {description}") if len(w) > 1 and w not in STOPWORDS]
+
+
 def _embedding_text(tool: Any) -> str:
     name = getattr(tool, "attr", None) or tool.name
     source = getattr(tool, "server", "") or getattr(tool, "namespace", "")
     return f"{' '.join(words(name))} {source}. {getattr(tool, 'description', '') or ''}"
+
+
+def _query_words(query: str) -> list[str]:
+    return [w for w in words(query[:2000]) if len(w) > 1 and w not in STOPWORDS]
 
 
 class ToolIndex:
@@ -184,10 +196,13 @@ class ToolIndex:
         self._db.commit()
         self._model = embedder() if semantic and self.tools else None
         self._vectors = self._model.embed([_embedding_text(t) for t in self.tools], norm=True) if self._model else None
+        self._word_match = WordMatch(self._model, [_match_words(t) for t in self.tools]) if self._model else None
 
     @property
     def ranking(self) -> str:
-        return "BM25 + embeddings (reciprocal rank fusion)" if self._model is not None else "BM25"
+        if self._model is None:
+            return "BM25"
+        return "BM25 + embeddings of texts and words (reciprocal rank fusion)"
 
     def search(self, query: str, k: int = 5, weights: tuple[float, ...] = WEIGHTS) -> list[Any]:
         if k < 1:
@@ -195,10 +210,12 @@ class ToolIndex:
         lexical = self._bm25(query, max(k, DEPTH) if self._model is not None else k, weights)
         if self._model is None:
             return [self.tools[i] for i in lexical]
+        depth = max(k, DEPTH)
+        matched = self._word_match.rank(_query_words(query), depth) if self._word_match is not None else []
         scores: dict[int, float] = {}
-        for ranked in (lexical, self._nearest(query, max(k, DEPTH))):
+        for weight, ranked in zip(FUSION, (lexical, self._nearest(query, depth), matched), strict=True):
             for rank, i in enumerate(ranked):
-                scores[i] = scores.get(i, 0.0) + 1.0 / (RRF_K + rank)
+                scores[i] = scores.get(i, 0.0) + weight / (RRF_K + rank)
         best = sorted(scores, key=lambda i: (-scores[i], i))[:k]
         return [self.tools[i] for i in best]
 

@@ -55,6 +55,19 @@ def test_embeddings_find_a_paraphrase_that_shares_no_word() -> None:
         assert semantic.search(query, 1)[0].attr == wanted
 
 
+def test_word_matching_finds_the_one_word_said_differently() -> None:
+    pytest.importorskip("wordllama")
+    from codeagent.tools.embedding import WordMatch, embedder
+
+    tools = [["delete", "order"], ["list", "orders"], ["create", "order"], ["update", "order"], []]
+    match = WordMatch(embedder(), tools)
+    # every tool has "order": only the verb tells them apart, and the query says it with another word
+    for query, wanted in [(["erase", "order"], 0), (["modify", "order"], 3), (["enumerate", "orders"], 1)]:
+        assert match.rank(query, 5)[0] == wanted, query
+    assert match.rank(["order"], 5)[-1] == 4  # a tool without words comes last
+    assert match.rank([], 5) == [] and WordMatch(embedder(), []).rank(["order"], 5) == []
+
+
 def test_the_source_list_is_capped_largest_servers_first() -> None:
     tools = [tool(f"t{i}", "x", namespace=f"server{n}") for n in range(60) for i in range(n % 7 + 1)]
     tools += [SimpleNamespace(name="local_fn", namespace="", description="mine")]
