@@ -149,25 +149,32 @@ def test_a_thousand_mcp_tools_install_packed_and_only_when_changed(remote: Any) 
     own = [t.spec() for t in _tools()]
     catalog = [t.spec() for t in catalog_tools(json.loads((DATA / "tool_catalog.json").read_text()))[:1000]]
     last = catalog[-1]
+    namespace = last["namespace"]
     try:
         sandbox.set_tools(own + catalog)
         result = sandbox.execute(
             "import inspect\n"
-            f"print('signature', inspect.signature({last['namespace']}.{last['name']}))\n"
-            f"print('listed', len(dir({last['namespace']})))\n"
+            f"print('signature', inspect.signature({namespace}.{last['name']}))\n"
+            f"print('listed', len(dir({namespace})))\n"
             "print('sum', add(2, 3))\n"
-            "add = 'the script rebound add'\n",
+            f"print('object', id({namespace}))\n",
             dispatcher,
         )
         assert result.status == "ok", result.output
         assert "signature (" in result.output and "sum 5" in result.output
-        assert sum(s["namespace"] == last["namespace"] for s in catalog) == int(
-            result.output.split("listed ")[1].split()[0]
-        )
-        sandbox.set_tools(own + catalog)  # unchanged: not installed again, so the script's rebinding stays
-        assert "the script rebound add" in sandbox.execute("print(add)", dispatcher).output
-        sandbox.set_tools(own)  # changed: installed again
-        assert "sum 2" in sandbox.execute("print('sum', add(1, 1))", dispatcher).output
+        listed = int(result.output.split("listed ")[1].split()[0])
+        assert listed == sum(s["namespace"] == namespace for s in catalog)
+
+        def namespace_object() -> str:
+            return (
+                sandbox.execute(f"print('object', id({namespace}))", dispatcher).output.split("object ")[1].split()[0]
+            )
+
+        installed = result.output.split("object ")[1].split()[0]
+        sandbox.set_tools(own + catalog)  # unchanged: not installed again, the same namespace object
+        assert namespace_object() == installed
+        sandbox.set_tools(own + catalog[:-1])  # changed: installed again, a new one
+        assert namespace_object() != installed
     finally:
         sandbox.set_tools(own)
 
