@@ -12,7 +12,7 @@ from codeagent.agent.message_params import tool_result
 from codeagent.agent.prompt import EXECUTE_PYTHON
 from codeagent.agent.settings import Sandbox
 from codeagent.agent.trace import CodeAgentResult, ScriptRun
-from codeagent.sandbox.host.output import HOST, cap_text, mark_imitations
+from codeagent.sandbox.host.output import HOST, LiveTagger, cap_text, mark_imitations
 from codeagent.tools.approval import INTERRUPTED_NOTE, Approvals, Decision, script_denial_message
 from codeagent.tools.dispatch import TRACE_VALUE_CHARS, ToolDispatcher, ToolGate
 from codeagent.tools.records import ToolCallRecord
@@ -113,12 +113,15 @@ class ActionRunner:
 
         limit = getattr(getattr(self.sandbox, "policy", None), "trace_value_chars", TRACE_VALUE_CHARS)
         dispatcher = ToolDispatcher(self.registry, on_call, self.gate, trace_value_chars=limit)
+        live = LiveTagger()  # the live stream tags imitations of the host's notes as the final text does
+
+        def on_output(text: str) -> None:
+            if shown := live.feed(text):
+                self._emit("script_output", shown)
+
         try:
             outcome = self.sandbox.execute(
-                code,
-                dispatcher,
-                on_output=lambda text: self._emit("script_output", text),
-                on_display=lambda bundle: self._emit("display", bundle),
+                code, dispatcher, on_output=on_output, on_display=lambda bundle: self._emit("display", bundle)
             )
         except KeyboardInterrupt:
             dispatcher.report()
@@ -126,6 +129,8 @@ class ActionRunner:
             self._emit("script_finished", run)
             raise
         dispatcher.report()  # calls a sandbox answered without reporting them yet
+        if rest := live.flush():
+            self._emit("script_output", rest)
         run.output = outcome.output
         run.status = outcome.status
         run.error_name = outcome.error_name

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import nh3
 
-from codeagent.sandbox.host.output import strip_controls
+from codeagent.sandbox.host.output import mark_imitations, strip_controls
 
 MAX_IMAGE_BYTES = 10_000_000
 MAX_TEXT_CHARS = 100_000
@@ -118,7 +118,7 @@ def safe_bundle(bundle: dict[str, Any]) -> dict[str, Any] | None:
     if isinstance(data.get("text/html"), str):
         safe["text/html"] = sanitize_html(data["text/html"])
     if isinstance(data.get("text/plain"), str):
-        safe["text/plain"] = safe_text(data["text/plain"])
+        safe["text/plain"] = mark_imitations(safe_text(data["text/plain"]))  # shown live, beside the view
     if not safe:
         return None
     metadata = {}

@@ -66,6 +66,54 @@ def mark_imitations(text: str) -> str:
     return text.replace(HOST, "")
 
 
+class LiveTagger:
+    """:func:`mark_imitations` for output that arrives in pieces (the live stream of a running script). Each
+    line is passed on as soon as its start is decided: when the line ends, or once it is over :attr:`HOLD`
+    characters; until then its start waits for the next piece or :meth:`flush`."""
+
+    #: Characters of a line held at most before its start is decided.
+    HOLD = 4096
+    #: A line start over HOLD with fewer non-blank characters than this is tagged (it may still become a note).
+    DECIDE = 40
+    _BREAKS = re.compile(r"\r\n|[\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")  # those of str.splitlines
+    _LEAD = re.compile(_INVISIBLE)
+
+    def __init__(self) -> None:
+        self._held = ""  # the undecided start of the current line
+        self._decided = False  # the current line's start was decided: the rest of it passes through
+
+    def feed(self, text: str) -> str:
+        """What may be shown of ``text`` now (tagged where needed)."""
+        out: list[str] = []
+        text = text.replace(HOST, "")
+        while text:
+            found = self._BREAKS.search(text)
+            piece, text = (text[: found.end()], text[found.end() :]) if found else (text, "")
+            if self._decided:
+                out.append(piece)
+            elif found is not None:
+                out.append(self._decide(self._held + piece, ended=True))
+            elif len(line := self._held + piece) > self.HOLD:
+                out.append(self._decide(line, ended=False))
+                self._decided = True
+            else:
+                self._held = line
+            if found is not None:
+                self._held, self._decided = "", False
+        return "".join(out)
+
+    def flush(self) -> str:
+        """The held line start, decided as it is (at the end of the script)."""
+        line, self._held, self._decided = self._held, "", False
+        return self._decide(line, ended=True) if line else ""
+
+    def _decide(self, line: str, ended: bool) -> str:
+        self._held = ""
+        lead = self._LEAD.match(line)
+        undecidable = not ended and len("".join(line[lead.end() if lead else 0 :].split())) < self.DECIDE
+        return UNTRUSTED_TAG + line if undecidable or _IMITATION.match(line) else line
+
+
 strip_ansi = strip_controls  # tracebacks arrive coloured
 
 
