@@ -161,8 +161,8 @@ def _fields(tool: Any) -> tuple[str, str, str, str, str]:
     )
 
 
-def _match_words(tool: Any) -> list[str]:
-    name, source, description, _, _ = _fields(tool)
+def _match_words(fields: tuple[str, ...]) -> list[str]:
+    name, source, description, _, _ = fields
     return [w for w in words(f"{name} {source} {description}") if len(w) > 1 and w not in STOPWORDS]
 
 
@@ -191,14 +191,15 @@ class ToolIndex:
             "CREATE VIRTUAL TABLE tools USING fts5(name, source, description, arguments, outputs, "
             "tokenize='porter unicode61')"
         )
+        fields = [_fields(t) for t in self.tools]
         self._db.executemany(
             "INSERT INTO tools(rowid, name, source, description, arguments, outputs) VALUES (?, ?, ?, ?, ?, ?)",
-            [(i, *_fields(t)) for i, t in enumerate(self.tools)],
+            [(i, *f) for i, f in enumerate(fields)],
         )
         self._db.commit()
         self._model = embedder() if semantic and self.tools else None
         self._vectors = self._model.embed([_embedding_text(t) for t in self.tools], norm=True) if self._model else None
-        self._word_match = WordMatch(self._model, [_match_words(t) for t in self.tools]) if self._model else None
+        self._word_match = WordMatch(self._model, [_match_words(f) for f in fields]) if self._model else None
 
     @property
     def ranking(self) -> str:
