@@ -14,8 +14,10 @@ from typing import Any
 
 import numpy as np
 
-#: At most this many words of a query are matched (each costs one pass over the index's words).
+#: At most this many words of a query are matched (each costs one pass over the index's words), and at most
+#: this many distinct words of a tool (its first: name and server come before the description).
 MAX_QUERY_WORDS = 24
+MAX_TOOL_WORDS = 96
 
 _lock = threading.Lock()
 _loaded: list[Any] = []  # [] not tried yet; [None] not available; [model] loaded
@@ -54,13 +56,14 @@ class WordMatch:
 
     def __init__(self, model: Any, tool_words: Sequence[Sequence[str]]) -> None:
         self._model = model
+        tool_words = [list(dict.fromkeys(words))[:MAX_TOOL_WORDS] for words in tool_words]
         vocabulary = sorted({w for words in tool_words for w in words})
         position = {w: i for i, w in enumerate(vocabulary)}
         # a word of no token would be a zero vector (NaN once normalised): it then matches nothing
         self._vectors = (
             np.nan_to_num(model.embed(vocabulary, norm=True)) if vocabulary else np.zeros((0, 1), np.float32)
         )
-        width = max((len(set(words)) for words in tool_words), default=0) or 1
+        width = max((len(words) for words in tool_words), default=0) or 1
         # one row of word positions per tool, padded with a position past the vocabulary (similarity -1)
         self._words = np.full((len(tool_words), width), len(vocabulary), dtype=np.int64)
         for row, words in enumerate(tool_words):

@@ -66,6 +66,9 @@ def test_word_matching_finds_the_one_word_said_differently() -> None:
         assert match.rank(query, 5)[0] == wanted, query
     assert match.rank(["order"], 5)[-1] == 4  # a tool without words comes last
     assert match.rank([], 5) == [] and WordMatch(embedder(), []).rank(["order"], 5) == []
+    # a tool with a huge description keeps its first words (name, server) and loses the tail
+    wordy = WordMatch(embedder(), [["delete", "order", *(f"word{i}" for i in range(2000))], ["list", "orders"]])
+    assert wordy.rank(["erase", "order"], 2) == [0, 1]
 
 
 def test_the_source_list_is_capped_largest_servers_first() -> None:
