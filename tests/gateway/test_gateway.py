@@ -214,6 +214,27 @@ def test_interrupt_on_wall_clock_then_next_call_works(remote: Any) -> None:
         sandbox.policy = sandbox.policy.merged(wall_seconds=20)
 
 
+def test_a_thread_left_in_the_remote_kernel_restarts_it(remote: Any) -> None:
+    """The remote kernel reports its threads after each script: one a script left (sleeping) restarts it; an
+    executor left unshut is ended by the guest and restarts nothing."""
+    sandbox, dispatcher = remote
+    restarts = sandbox.restarts
+    kept = sandbox.execute(
+        "import concurrent.futures\nkept = 1\npool = concurrent.futures.ThreadPoolExecutor(2)\n"
+        "print(pool.submit(add, 1, 2).result())",
+        dispatcher,
+    )
+    assert kept.status == "ok" and kept.output.strip() == "3" and kept.notice is None, kept.output
+    left = sandbox.execute(
+        "import threading, time\nthreading.Thread(target=time.sleep, args=(60,)).start()", dispatcher
+    )
+    assert left.notice is not None and left.notice.startswith("SandboxRestarted: 1 threads it started"), left.notice
+    assert "as the kernel at the gateway reports" in left.notice and "SandboxRestarted" in left.output
+    assert sandbox.restarts == restarts + 1
+    after = sandbox.execute("print('kept' in globals(), add(1, 1))", dispatcher)
+    assert after.status == "ok" and after.output.strip() == "False 2" and after.notice is None, after.output
+
+
 def _peak_growth_mib(before_rss_kib: int) -> float:
     status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
     return (int(status["VmHWM"].split()[0]) - before_rss_kib) / 1024

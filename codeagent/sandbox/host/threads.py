@@ -65,14 +65,19 @@ def process_ticks(pid: int) -> int:
 def names(pid: int, tids: set[int], limit: int = 6) -> str:
     """The threads' kernel names (``comm``, set by the thread itself: shown, never trusted), e.g.
     ``python ×2, ZMQbg/IO/0``."""
-    counts: Counter[str] = Counter()
+    comms = []
     for tid in tids:
         try:
             with open(f"/proc/{pid}/task/{tid}/comm", "rb") as f:
-                comm = f.read(64).decode("ascii", "replace").strip()
+                comms.append(f.read(64).decode("ascii", "replace"))
         except OSError:
             continue
-        counts[re.sub(r"[^\w./:@+-]", "?", comm)[:15] or "?"] += 1
+    return summarize(comms, limit)
+
+
+def summarize(comms: list[str], limit: int = 6) -> str:
+    """Thread names as one short line, each reduced to 15 plain characters (they come from the sandbox)."""
+    counts: Counter[str] = Counter(re.sub(r"[^\w./:@+-]", "?", c.strip(), flags=re.ASCII)[:15] or "?" for c in comms)
     shown = [f"{name} ×{n}" if n > 1 else name for name, n in counts.most_common(limit)]
     if len(counts) > limit:
         shown.append("…")

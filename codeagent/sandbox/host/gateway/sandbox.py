@@ -6,9 +6,10 @@ gateway's REST API and websocket. Tool calls, ``--data`` and ``set_result`` trav
 channel (:mod:`codeagent.sandbox.host.gateway.stdin_bridge`). It offers what the agent loop and the pool use of
 :class:`codeagent.sandbox.host.manager.SandboxKernel`.
 
-Longer than most modules (~400 lines) for the reason ``manager.py`` gives: one class whose kernel life (start,
+Longer than most modules (~420 lines) for the reason ``manager.py`` gives: one class whose kernel life (start,
 restart, recovery after a death, shutdown) and script runs (execute, interrupt) share every piece of its state;
-what needs none of it lives beside it (``channels.py``, ``rest.py``, ``stdin_bridge.py``, ``output.record_output``).
+what needs none of it lives beside it (``channels.py``, ``rest.py``, ``stdin_bridge.py``, ``threads.py``,
+``output.record_output``).
 """
 
 from __future__ import annotations
@@ -27,10 +28,12 @@ from codeagent.sandbox.host.gateway.channels import KernelChannels, Message
 from codeagent.sandbox.host.gateway.rest import GatewayClient, GatewayError
 from codeagent.sandbox.host.gateway.settings import GatewaySettings
 from codeagent.sandbox.host.gateway.stdin_bridge import StdinBridge
+from codeagent.sandbox.host.gateway.threads import THREADS_REQUEST, left_threads_problem, reported_threads
 from codeagent.sandbox.host.inbox import IopubBudget, misbehaviour
 from codeagent.sandbox.host.manager import ExecStatus, ExecutionResult, SandboxError, script_result
 from codeagent.sandbox.host.output import OutputCollector, record_output, strip_ansi
 from codeagent.sandbox.host.policy import SandboxPolicy
+from codeagent.sandbox.host.threads import GRACE_S
 from codeagent.sandbox.protocol import stdin_frames
 from codeagent.sandbox.protocol.messages import BridgeHandler
 from codeagent.sandbox.protocol.tool_specs import pack_specs
@@ -61,6 +64,7 @@ class GatewaySandbox:
         self._rest = GatewayClient(settings.url, settings.token)
         self._channels: KernelChannels | None = None
         self._dead = False
+        self._own_threads: list[str] = []  # the remote kernel's threads before any script, as it reported them
         self.iopub = IopubBudget(policy.iopub_call_mb << 20)  # shared with the channels' reader thread
         self.bridge = StdinBridge(
             self._token,
@@ -115,6 +119,7 @@ class GatewaySandbox:
         self._installed_specs = None
         self.set_tools(self._tool_specs)
         self._dead = False
+        self._own_threads = self._remote_threads() or []
 
     def _wait_ready(self) -> None:
         channels = self._require_channels()
@@ -320,10 +325,41 @@ class GatewaySandbox:
         finally:
             if report is not None:
                 report()
+        if self.is_alive():
+            ended = self._end_script()
+            notice = "\n".join(n for n in (notice, ended) if n) or None
         counts = dict(self.iopub.counts)
         if self._channels is not None and (malformed := self._channels.dropped - malformed_before) > 0:
             counts["malformed messages"] = malformed
         return script_result(out, reply, status, notice, policy.output_chars, started, misbehaviour(counts))
+
+    def _end_script(self) -> str | None:
+        """Restart the remote kernel when, after a grace, it reports more threads than before any script ran.
+        Its ``/proc`` cannot be watched from here, so this is the kernel's own word, which a script can falsify
+        (a truthful kernel is checked, a hostile one is not)."""
+        end = time.monotonic() + GRACE_S
+        while True:
+            threads = self._remote_threads()
+            if threads is not None and len(threads) <= len(self._own_threads):
+                return None
+            if threads is None or time.monotonic() >= end:
+                break
+            time.sleep(0.02)
+        problem = left_threads_problem(threads, self._own_threads)
+        log.warning("restarting the gateway sandbox: %s", problem)
+        try:
+            self.restart()
+        except SandboxError as e:
+            return f"SandboxRestarted: {problem}; restarting it failed: {e}"
+        return f"SandboxRestarted: {problem}; the sandbox was restarted at the gateway, so its variables are gone."
+
+    def _remote_threads(self) -> list[str] | None:
+        """The remote kernel's thread names as it reports them (None if it gives no readable answer)."""
+        try:
+            reply = self._shell_request(THREADS_REQUEST, timeout=10.0)
+        except SandboxError:
+            return None
+        return reported_threads(reply)
 
     def _answer_input(self, msg: Message, handler: BridgeHandler) -> None:
         prompt = msg["content"].get("prompt")
