@@ -52,6 +52,17 @@ def activity(pid: int, tid: int) -> tuple[int, int, bool] | None:
     return switches, int(stat[11]) + int(stat[12]), stat[0] == b"R"
 
 
+def waits_in_poll(pid: int, tid: int) -> bool:
+    """Whether thread ``tid`` is blocked in poll/epoll/select now (an event loop's wait, not a lock's); False
+    where the kernel does not show it (``wchan`` reads ``0`` without ptrace access)."""
+    try:
+        with open(f"/proc/{pid}/task/{tid}/wchan", "rb") as f:
+            where = f.read(64)
+    except OSError:
+        return False
+    return b"poll" in where or b"select" in where
+
+
 def process_ticks(pid: int) -> int:
     """The CPU ticks all threads of ``pid`` used so far (0 once it is gone)."""
     try:
@@ -107,10 +118,13 @@ class Quiet:
 
     @classmethod
     def settled(cls, pid: int, timeout: float = 0.1) -> Quiet:
-        """Taken once the kernel has gone idle (its main thread asleep and unchanged over a millisecond)."""
+        """Taken once the kernel has gone idle: its main thread waits in its event loop's poll (one read of
+        ``wchan``), or, where the kernel does not say, is asleep and unchanged over a millisecond."""
         end = time.monotonic() + timeout
         quiet = cls.now(pid)
         while time.monotonic() < end:
+            if waits_in_poll(pid, pid):
+                return cls.now(pid)
             time.sleep(0.001)
             again = cls.now(pid)
             if again.tids == quiet.tids and again.main == quiet.main and not (again.main or (0, 0, True))[2]:
