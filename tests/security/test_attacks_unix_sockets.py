@@ -169,6 +169,8 @@ def test_interrupted_calls_that_cut_the_whole_pool_restart_the_sandbox(host: Hos
             assert sandbox.restarts == 1
             a = attack("print('then', lookup(21))", prelude=False)
             assert a.output.strip() == "then 42", a.output
+        sandbox.restart()  # e.g. after a timeout: the fresh kernel's pool counts before any script accepted it
+        assert sandbox.bridge is not None and sandbox.bridge.open_connections() == POOL_SIZE
     finally:
         sandbox.shutdown()
     host.assert_unaffected()

@@ -172,7 +172,9 @@ class BridgeServer:
     # -- connections -------------------------------------------------------------------------------
 
     def open_connections(self) -> int:
-        """Connections the sandbox has not hung up (checked now, without reading any request)."""
+        """Connections the sandbox has not hung up (checked now, without reading any request; those a fresh
+        kernel made and the host did not accept yet are accepted first)."""
+        self._accept()
         for conn in list(self._connections.values()):
             try:
                 hung_up = conn.sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
