@@ -31,6 +31,8 @@ MODE = os.environ.get("CODEAGENT_SECURITY_SANDBOX_MODE", "auto")
 ALLOW_ROOT = os.environ.get("CODEAGENT_SECURITY_ALLOW_ROOT") == "1"
 #: ... and the explicit opt-in to a sandbox without seccomp (a kernel that cannot load filters).
 ALLOW_NO_SECCOMP = os.environ.get("CODEAGENT_SECURITY_ALLOW_NO_SECCOMP") == "1"
+#: The same opt-ins as ``CodeAgent`` traits, for tests that go through the magic.
+OPT_IN_TRAITS = {"sandbox_allow_root": ALLOW_ROOT, "sandbox_allow_no_seccomp": ALLOW_NO_SECCOMP}
 
 
 def socket_locked(sandbox: SandboxKernel) -> bool:

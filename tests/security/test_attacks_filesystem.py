@@ -14,7 +14,7 @@ from IPython.utils.capture import capture_output
 from codeagent.sandbox.host.manager import SandboxKernel, python_prefix_paths
 from codeagent.testing.messages_server import MessagesServer, Turn, code_turn, text_turn
 from tests.conftest import user_variables
-from tests.security.attack import MODE, READ_DENIED, WRITE_DENIED, AttackRunner, last_tool_result
+from tests.security.attack import MODE, OPT_IN_TRAITS, READ_DENIED, WRITE_DENIED, AttackRunner, last_tool_result
 from tests.security.hostside import HostGuard, NotebookKernel
 
 #: names the sandbox's environment must never contain, whatever the host has
@@ -267,12 +267,16 @@ def test_environment_and_notebook_variables_through_the_magic(
     )
     model_server.add_turns(code_turn(script), answer)
     magic = shell.magics_manager.registry["CodeAgent"]
-    saved_mode, magic.sandbox_mode = magic.sandbox_mode, MODE
+    saved = {name: getattr(magic, name) for name in ("sandbox_mode", *OPT_IN_TRAITS)}
+    magic.sandbox_mode = MODE
+    for name, value in OPT_IN_TRAITS.items():
+        setattr(magic, name, value)
     try:
         with capture_output():
             result = shell.run_line_magic("codeagent", "--timeout 20 What is in the environment?")
     finally:
-        magic.sandbox_mode = saved_mode
+        for name, value in saved.items():
+            setattr(magic, name, value)
     assert result.status == "done", result.error
     output = seen["output"]
     assert any(f"environ {e}" in output for e in ("PermissionError", "FileNotFoundError", "ProcessLookupError")), output

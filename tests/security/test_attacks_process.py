@@ -16,6 +16,7 @@ from codeagent.testing.messages_server import MessagesServer, code_turn, text_tu
 from tests.security.attack import (
     MODE,
     NET_DENIED,
+    OPT_IN_TRAITS,
     READ_DENIED,
     SIGNAL_DENIED,
     SYSCALL_DENIED,
@@ -404,7 +405,10 @@ def test_kill_the_notebook_kernel_from_its_sandbox(notebook_dir: Path, host_secr
                 code_turn("print(6 * 7)"),
                 text_turn("42"),
             )
-            nb.run(f"%load_ext codeagent\nget_ipython().magics_manager.registry['CodeAgent'].sandbox_mode = {MODE!r}")
+            nb.run(
+                "%load_ext codeagent\nm = get_ipython().magics_manager.registry['CodeAgent']\n"
+                f"m.sandbox_mode = {MODE!r}\n" + "".join(f"m.{k} = {v}\n" for k, v in OPT_IN_TRAITS.items())
+            )
             out = nb.run(
                 "r = get_ipython().run_line_magic('codeagent', '--timeout 10 stop your parent')\n"
                 "print('STATUS', r.status, r.scripts[0].status if r.scripts else None)"

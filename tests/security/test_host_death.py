@@ -63,6 +63,9 @@ def test_sandboxes_are_shut_down_when_the_host_exits_normally() -> None:
         "from IPython.core.interactiveshell import InteractiveShell\n"
         "ip = InteractiveShell.instance(); ip.run_line_magic('load_ext', 'codeagent')\n"
         "m = ip.magics_manager.registry['CodeAgent']\n"
+        "import os\n"
+        "m.sandbox_allow_root = os.environ.get('CODEAGENT_SECURITY_ALLOW_ROOT') == '1'\n"
+        "m.sandbox_allow_no_seccomp = os.environ.get('CODEAGENT_SECURITY_ALLOW_NO_SECCOMP') == '1'\n"
         "k = m.session.sandbox(m.policy())\n"
         "print(k.km.provisioner.process.pid, flush=True)\n"
     )
