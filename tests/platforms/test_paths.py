@@ -101,3 +101,24 @@ def test_sandbox_info_predicts_a_package_in_a_0700_directory(tmp_path: Path) -> 
         assert f"{closed} (above {closed}/repo)" in done.stdout and f"chmod o+x {closed}" in done.stdout, done.stdout
     finally:
         shutil.rmtree(closed, ignore_errors=True)
+
+
+def test_a_codeagent_folder_in_the_working_directory_is_not_the_package(tmp_path: Path) -> None:
+    """Regression: the launcher ran as ``python -m`` in the notebook's folder, so after ``%cd`` into a folder
+    holding a ``codeagent`` folder (another checkout, an unpacked sdist) that folder shadowed the package the
+    host runs: the sandbox failed to start ("cannot import name 'kernel_entry'") or ran its code before locking
+    down."""
+    shadow = tmp_path / "codeagent"
+    (shadow / "sandbox" / "guest").mkdir(parents=True)
+    marker = tmp_path / "shadow-ran"
+    for init in (shadow, shadow / "sandbox", shadow / "sandbox" / "guest"):
+        (init / "__init__.py").write_text(f"open({str(marker)!r}, 'a').write({str(init)!r} + '\\n')\n")
+    (shadow / "sandbox" / "guest" / "launcher.py").write_text("raise SystemExit('the shadow launcher ran')\n")
+    env = dict(os.environ, PYTHONPATH=PACKAGE_ROOT)
+    moved = CALL.replace(
+        "with SandboxKernel()", f"os.chdir({str(tmp_path)!r})  # %cd, after the import\nwith SandboxKernel()"
+    )
+    done = subprocess.run([sys.executable, "-c", moved], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip().endswith("42"), done.stdout
+    assert not marker.exists(), marker.read_text()

@@ -90,7 +90,11 @@ def run_kernel_here(kernel_args: list[str], env: dict[str, str], workspace: str)
     os.environ.clear()
     os.environ.update(env)
     sys.argv = [KERNEL_MODULE, *kernel_args]
-    sys.path[0] = workspace  # as `python -m` would set it for a process started in the workspace
+    # as `python -m` would set it for a process started in the workspace (-P left the host's cwd off)
+    if sys.flags.safe_path:
+        sys.path.insert(0, workspace)
+    else:
+        sys.path[0] = workspace
     from codeagent.sandbox.guest import kernel_entry
 
     kernel_entry.main()

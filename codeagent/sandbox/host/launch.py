@@ -17,6 +17,13 @@ ENV_ALLOW = ("LANG", "LC_ALL", "LC_CTYPE", "TZ")
 PACKAGE_ROOT = str(Path(__file__).resolve().parents[3])
 
 
+def launcher_argv(launch_path: str) -> list[str]:
+    """The command that starts a sandbox. ``-P``: the host's working directory (the notebook's folder) is not put
+    on the launcher's ``sys.path``, so a ``codeagent`` folder there (another checkout, say) cannot stand in for the
+    package the host runs; the launcher finds that one through ``PYTHONPATH`` (see :func:`sandbox_env`)."""
+    return [sys.executable, "-P", "-m", "codeagent.sandbox.guest.launcher", launch_path]
+
+
 def python_prefix_paths() -> list[str]:
     """Every directory the interpreter needs: base prefix, venv prefix, and sys.path entries outside them."""
     roots = {os.path.realpath(p) for p in (sys.base_prefix, sys.prefix, sys.exec_prefix)}

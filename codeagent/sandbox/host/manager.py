@@ -15,7 +15,6 @@ import logging
 import os
 import secrets
 import shutil
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -29,7 +28,14 @@ from codeagent.sandbox.guest.bridge_pool import POOL_SIZE
 from codeagent.sandbox.host.bridge import PAUSED, BridgeHandler, BridgeServer
 from codeagent.sandbox.host.inbox import KernelInbox, misbehaviour
 from codeagent.sandbox.host.jupyter import exit_status, kernel_manager, process_id
-from codeagent.sandbox.host.launch import ENV_ALLOW, PACKAGE_ROOT, build_launch_spec, python_prefix_paths, sandbox_env
+from codeagent.sandbox.host.launch import (
+    ENV_ALLOW,
+    PACKAGE_ROOT,
+    build_launch_spec,
+    launcher_argv,
+    python_prefix_paths,
+    sandbox_env,
+)
 from codeagent.sandbox.host.logs import keep_log
 from codeagent.sandbox.host.output import OutputCollector, describe_display, png_size, record_output, strip_ansi
 from codeagent.sandbox.host.policy import SandboxPolicy
@@ -160,7 +166,7 @@ class SandboxKernel:
         assert self.run_dir
         launch_path = os.path.join(self.run_dir, "launch.json")
         km = kernel_manager(
-            [sys.executable, "-m", "codeagent.sandbox.guest.launcher", launch_path],
+            launcher_argv(launch_path),
             ip=os.path.join(self.run_dir, "k"),
             connection_file=os.path.join(self.run_dir, "kernel.json"),
             display_name="codeagent sandbox",

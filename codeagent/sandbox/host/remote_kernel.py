@@ -29,6 +29,7 @@ import sys
 import tempfile
 from typing import Any
 
+from codeagent.sandbox.host.launch import launcher_argv
 from codeagent.sandbox.host.layers import SandboxUnavailable
 from codeagent.sandbox.host.layers import choose_layers as choose
 from codeagent.sandbox.host.manager import build_launch_spec
@@ -116,7 +117,7 @@ def run(connection_file: str) -> int:
         with open(launch, encoding="utf-8") as f:
             spec_env = json.load(f)["env"]
         child = subprocess.Popen(
-            [sys.executable, "-m", "codeagent.sandbox.guest.launcher", launch],
+            launcher_argv(launch),
             env=spec_env,
             start_new_session=True,  # the gateway signals our group: forward once, not twice
         )

@@ -27,7 +27,8 @@ def _selftest() -> dict[str, tuple[bool, str]]:
     package_root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__)))))
     try:
         out = subprocess.run(
-            [sys.executable, "-m", "codeagent.sandbox.guest.lockdown.selftest"],
+            # -P: the package of PYTHONPATH, never a codeagent folder in the working directory
+            [sys.executable, "-P", "-m", "codeagent.sandbox.guest.lockdown.selftest"],
             capture_output=True, text=True, timeout=30, check=False,
             env={"PYTHONPATH": package_root, "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
         )  # fmt: skip
