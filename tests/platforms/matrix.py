@@ -27,6 +27,9 @@ REPO = Path(__file__).resolve().parents[2]
 SIMULATE = Path(__file__).with_name("simulate.py")
 DEBIAN_PYTHON = "/usr/bin/python3"
 PYENV_PYTHON = sys.executable  # the interpreter this runs on (in CI: pyenv's, under /root)
+#: The "python under /root" modes need this interpreter to live there, behind a 0700 /root (pyenv's in CI; not
+#: a venv of Debian's python made elsewhere, as a fresh machine may run the tests from).
+PYTHON_UNDER_CLOSED_ROOT = sys.prefix.startswith("/root/") and not os.stat("/root").st_mode & 0o001
 USER_UID = 23456
 #: The attacks run in CI in every mode (the full suite is measured by this script).
 SUBSET = [
@@ -62,6 +65,11 @@ class Mode:
     runs: bool  # whether a call is expected to run
     allow_root: bool = False  # the explicit opt-in (CodeAgent.sandbox_allow_root)
     allow_no_seccomp: bool = False  # the explicit opt-in (CodeAgent.sandbox_allow_no_seccomp)
+
+    @property
+    def needs_python_under_root(self) -> bool:
+        """The mode is about an interpreter behind a 0700 /root (its name says so)."""
+        return "python under /root" in self.name
 
     @property
     def opt_ins(self) -> str:
@@ -253,6 +261,10 @@ def main(argv: list[str]) -> None:
     if os.geteuid() != 0:
         raise SystemExit("the matrix simulates root and non-root modes: run it as root")
     chosen = [m for m in MODES if not args.modes or any(s in m.name for s in args.modes)]
+    if not PYTHON_UNDER_CLOSED_ROOT:
+        left_out = [m.name for m in chosen if m.needs_python_under_root]
+        chosen = [m for m in chosen if not m.needs_python_under_root]
+        print(f"left out (this interpreter is not under a 0700 /root): {', '.join(left_out)}", flush=True)
     matrix = Matrix()
     try:
         results = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import site
 import subprocess
 import sys
 import tempfile
@@ -32,6 +33,10 @@ def venv_in_tmp() -> Path:
     try:
         subprocess.run([sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(path)],
                        check=True, timeout=120)  # fmt: skip
+        # when this interpreter is itself a venv's, --system-site-packages reaches only its base's packages
+        version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+        site_dir = path / "lib" / version / "site-packages"
+        (site_dir / "this-interpreters-packages.pth").write_text("\n".join(site.getsitepackages()) + "\n")
         path.chmod(0o755)
         yield path
     finally:
