@@ -44,7 +44,7 @@ from codeagent.sandbox.host.results import ExecStatus, ExecutionResult, SandboxE
 from codeagent.sandbox.host.threads import Quiet, names, tasks, threads_left
 from codeagent.sandbox.protocol.launch_spec import LaunchSpec
 from codeagent.sandbox.protocol.spin import SpinGate
-from codeagent.sandbox.protocol.tool_specs import pack_specs
+from codeagent.sandbox.protocol.tool_specs import install_code
 
 # Re-exported: what callers have always imported from here.
 __all__ = [
@@ -244,14 +244,7 @@ class SandboxKernel:
         if specs == self._installed_specs:
             return
         self._tool_specs = specs
-        code = (
-            "import codeagent.sandbox.guest.runtime as _ca_runtime\n"
-            f"_ca_runtime.install({self.bridge.address!r}, {self._token!r}, "
-            f"_ca_runtime.unpack_specs({pack_specs(specs)!r}), globals(), "
-            f"max_request_bytes={self.bridge.max_request_bytes})\n"
-            "del _ca_runtime\n"
-        )
-        self._run_silent(code)
+        self._run_silent(install_code(self.bridge.address, self._token, specs, self.bridge.max_request_bytes))
         self._installed_specs = specs
 
     def _run_silent(self, code: str, timeout: float = 30.0) -> None:

@@ -22,3 +22,14 @@ def unpack_specs(packed: str) -> list[dict[str, Any]]:
     if not isinstance(specs, list):
         raise ValueError("tool specs must be a list")
     return specs
+
+
+def install_code(address: str, token: str, specs: list[dict[str, Any]], max_request_bytes: int) -> str:
+    """The host's setup code that defines the tools' stubs in the sandbox (``guest/runtime.install``), the specs
+    packed; the same for a local sandbox (``address`` its bridge socket) and one behind a gateway (``stdin:``)."""
+    return (
+        "import codeagent.sandbox.guest.runtime as _ca_runtime\n"
+        f"_ca_runtime.install({address!r}, {token!r}, _ca_runtime.unpack_specs({pack_specs(specs)!r}), globals(), "
+        f"max_request_bytes={max_request_bytes})\n"
+        "del _ca_runtime\n"
+    )

@@ -36,7 +36,7 @@ from codeagent.sandbox.host.policy import SandboxPolicy
 from codeagent.sandbox.host.threads import GRACE_S
 from codeagent.sandbox.protocol import stdin_frames
 from codeagent.sandbox.protocol.messages import BridgeHandler
-from codeagent.sandbox.protocol.tool_specs import pack_specs
+from codeagent.sandbox.protocol.tool_specs import install_code
 
 log = logging.getLogger("codeagent.gateway")
 
@@ -167,18 +167,12 @@ class GatewaySandbox:
     def set_tools(self, specs: list[dict[str, Any]]) -> None:
         """Define the tool stubs in the remote kernel; they call back over the stdin channel.
 
-        As in the local sandbox, the specs travel packed (``protocol.tool_specs``) and are installed only when
-        they changed since the last install into the running kernel."""
+        As in the local sandbox, the specs travel packed (``protocol.tool_specs.install_code``) and are installed
+        only when they changed since the last install into the running kernel."""
         if specs == self._installed_specs:
             return
         self._tool_specs = specs
-        self._run_silent(
-            "import codeagent.sandbox.guest.runtime as _ca_runtime\n"
-            f"_ca_runtime.install({STDIN_ADDRESS!r}, {self._token!r}, "
-            f"_ca_runtime.unpack_specs({pack_specs(specs)!r}), globals(), "
-            f"max_request_bytes={self.bridge.max_request_bytes})\n"
-            "del _ca_runtime\n"
-        )
+        self._run_silent(install_code(STDIN_ADDRESS, self._token, specs, self.bridge.max_request_bytes))
         self._installed_specs = specs
 
     def _run_silent(self, code: str) -> None:
