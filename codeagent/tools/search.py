@@ -161,19 +161,20 @@ def _fields(tool: Any) -> tuple[str, str, str, str, str]:
     )
 
 
+def _content_words(text: str) -> list[str]:
+    """The words word matching compares: no stopwords, no single letters."""
+    return [w for w in words(text) if len(w) > 1 and w not in STOPWORDS]
+
+
 def _match_words(fields: tuple[str, ...]) -> list[str]:
     name, source, description, _, _ = fields
-    return [w for w in words(f"{name} {source} {description}") if len(w) > 1 and w not in STOPWORDS]
+    return _content_words(f"{name} {source} {description}")
 
 
 def _embedding_text(tool: Any) -> str:
     name = getattr(tool, "attr", None) or tool.name
     source = getattr(tool, "server", "") or getattr(tool, "namespace", "")
     return f"{' '.join(words(name))} {source}. {getattr(tool, 'description', '') or ''}"
-
-
-def _query_words(query: str) -> list[str]:
-    return [w for w in words(query[:2000]) if len(w) > 1 and w not in STOPWORDS]
 
 
 class ToolIndex:
@@ -210,13 +211,16 @@ class ToolIndex:
     def search(self, query: str, k: int = 5, weights: tuple[float, ...] = WEIGHTS) -> list[Any]:
         if k < 1:
             return []
-        lexical = self._bm25(query, max(k, DEPTH) if self._model is not None else k, weights)
-        if self._model is None:
-            return [self.tools[i] for i in lexical]
+        if self._word_match is None:  # no embedding model: BM25 alone
+            return [self.tools[i] for i in self._bm25(query, k, weights)]
         depth = max(k, DEPTH)
-        matched = self._word_match.rank(_query_words(query), depth) if self._word_match is not None else []
+        rankings = (
+            self._bm25(query, depth, weights),
+            self._nearest(query, depth),
+            self._word_match.rank(_content_words(query[:2000]), depth),
+        )
         scores: dict[int, float] = {}
-        for weight, ranked in zip(FUSION, (lexical, self._nearest(query, depth), matched), strict=True):
+        for weight, ranked in zip(FUSION, rankings, strict=True):
             for rank, i in enumerate(ranked):
                 scores[i] = scores.get(i, 0.0) + weight / (RRF_K + rank)
         best = sorted(scores, key=lambda i: (-scores[i], i))[:k]
