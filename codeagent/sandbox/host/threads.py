@@ -2,7 +2,7 @@
 
 A thread cannot be stopped from outside its process, and a hostile one ignores any request to stop, so the
 rule is (``SandboxKernel.end_script``): when a script returns, the guest ends what it can itself (executors the
-script created, asyncio's default executor, see ``guest/runtime.end_script_threads``); any thread the kernel did
+script created, asyncio's default executor, see ``guest/leftovers.end_script_threads``); any thread the kernel did
 not have before the first script that is still alive after a short grace restarts the kernel, idle or not.
 The sandbox's environment and the guest keep libraries from leaving pools where they can (BLAS/OpenMP threads,
 jemalloc's background thread, Arrow decoding in the bridge, zmq's zero-copy garbage collector).
