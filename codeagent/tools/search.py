@@ -4,7 +4,8 @@ texts, and word by word (each query word's closest word of the tool).
 
 Indexed per tool, in weighted columns: the name split on case and underscores, the source (MCP server) name,
 the description, argument names and descriptions, output field names. Queries are reduced to plain words (so
-nothing in a query is FTS syntax), and everyday verbs gain the verb tool names use ("get rid of" → delete).
+nothing in a query is FTS syntax), everyday verbs gain the verb tool names use ("get rid of" → delete), and a
+record's identifier in the query (``inv_204``) gains the word "id" (the tools that act on one record take its ID).
 The embeddings (``codeagent.tools.embedding``) catch paraphrases that share no word with the tool.
 """
 
@@ -23,11 +24,14 @@ from codeagent.tools.embedding import WordMatch, embedder
 #: queries of benchmarks/tool_search.py, never on its held-out ones).
 WEIGHTS = (3.0, 3.0, 1.5, 0.2, 0.2)
 #: Reciprocal rank fusion: each ranking adds weight / (RRF_K + rank), cut at DEPTH; the weights of BM25, the
-#: whole-text embeddings and the word matching (chosen on the tuning queries only, like WEIGHTS).
+#: whole-text embeddings and the word matching (chosen on the tuning and validation queries, never on the
+#: held-out or blind ones).
 RRF_K = 10
 DEPTH = 50
-FUSION = (1.0, 0.5, 1.0)
+FUSION = (1.0, 0.75, 1.0)
 _WORD = re.compile(r"[A-Za-z][a-z]*|[A-Z]+(?![a-z])|\d+")
+#: A record's identifier as people paste it: a short prefix, ``_`` or ``-``, digits (``inv_204``, ``emp-7``).
+RECORD_ID = re.compile(r"\b[A-Za-z]{1,12}[_-]\d+[A-Za-z0-9]*\b")
 STOPWORDS = frozenset(
     {
         "a",
@@ -211,13 +215,16 @@ class ToolIndex:
     def search(self, query: str, k: int = 5, weights: tuple[float, ...] = WEIGHTS) -> list[Any]:
         if k < 1:
             return []
+        query = query[:2000]
+        if RECORD_ID.search(query):
+            query += " id"
         if self._word_match is None:  # no embedding model: BM25 alone
             return [self.tools[i] for i in self._bm25(query, k, weights)]
         depth = max(k, DEPTH)
         rankings = (
             self._bm25(query, depth, weights),
             self._nearest(query, depth),
-            self._word_match.rank(_content_words(query[:2000]), depth),
+            self._word_match.rank(_content_words(query), depth),
         )
         scores: dict[int, float] = {}
         for weight, ranked in zip(FUSION, rankings, strict=True):
@@ -246,7 +253,7 @@ class ToolIndex:
     def _nearest(self, query: str, limit: int) -> list[int]:
         if not query.strip() or self._model is None or self._vectors is None:
             return []
-        similarity = self._vectors @ self._model.embed([query[:2000]], norm=True)[0]
+        similarity = self._vectors @ self._model.embed([query], norm=True)[0]
         limit = min(limit, len(similarity))
         top = similarity.argpartition(-limit)[-limit:]
         return [int(i) for i in top[similarity[top].argsort()[::-1]]]

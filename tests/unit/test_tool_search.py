@@ -45,6 +45,23 @@ def test_query_text_is_never_fts_syntax() -> None:
         assert isinstance(index.search(query, 5), list)
 
 
+def test_a_record_id_in_the_query_points_to_the_tools_that_take_one() -> None:
+    tools = [
+        tool("list_orders", "List orders, newest first; filter by status and page through them."),
+        tool("get_order", "Get one order by its ID with all its details."),
+        tool("count_orders", "Count orders matching a filter."),
+    ]
+    for semantic in (False, True):
+        index = ToolIndex(tools, semantic=semantic)
+
+        def place(query: str, index: ToolIndex = index) -> int:
+            return [t.attr for t in index.search(query, 3)].index("get_order")
+
+        assert place("orders status") == 2
+        assert place("orders status ord_5512") == place("orders status ORD-77") == 1, semantic
+        assert place("orders status 2024_q3 v2 17") == 2, semantic  # a year, a version, a number: no ids
+
+
 def test_embeddings_find_a_paraphrase_that_shares_no_word() -> None:
     pytest.importorskip("wordllama")
     semantic = ToolIndex(CRUD)
