@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -25,6 +25,8 @@ _PYTHON_TAGS = ("python", "py", "python3", "ipython")
 _ARGUMENT_KEYS = ("arguments", "parameters", "input", "args")
 
 BAD_EXECUTE = 'execute_python needs {"code": "<python script>"}.'
+#: The correction for an unknown tool names at most this many (every name would be 1,000 at scale).
+MAX_NAMED_TOOLS = 10
 NEITHER = (
     "Your reply had neither an answer nor a script. Either call the `execute_python` tool with a Python "
     "script that calls the functions, or reply with the final answer in plain text."
@@ -60,9 +62,15 @@ class Reply:
         return any(s.source == "tool_use" for s in self.scripts) or bool(self.tool_uses)
 
 
-def read_reply(content: Iterable[Any], code_tools: Collection[str], direct_tools: Collection[str] = ()) -> Reply:
+def read_reply(
+    content: Iterable[Any],
+    code_tools: Collection[str],
+    direct_tools: Collection[str] = (),
+    closest: Callable[[str], list[str]] | None = None,
+) -> Reply:
     """Read ``content`` (SDK content blocks). ``code_tools``: names callable from a script; ``direct_tools``:
-    names the model may call itself (answered as tool calls, not scripts)."""
+    names the model may call itself (answered as tool calls, not scripts); ``closest``: the tools that best
+    match a name that does not exist, for the correction (else it names the first tools in order)."""
     blocks = list(content)
     text = "".join(b.text for b in blocks if b.type == "text").strip()
     uses = [b for b in blocks if b.type == "tool_use"]
@@ -77,17 +85,29 @@ def read_reply(content: Iterable[Any], code_tools: Collection[str], direct_tools
     if unknown == EXECUTE_PYTHON:
         return Reply(text, correction=BAD_EXECUTE)
     if unknown:
-        names = ", ".join(sorted(code_tools)) or "(none)"
-        return Reply(
-            text,
-            correction=(
-                f"There is no tool named {unknown!r}. Run Python with the `execute_python` tool; inside a script "
-                f"you can call these functions: {names}."
-            ),
-        )
+        return Reply(text, correction=unknown_tool_correction(unknown, code_tools, closest))
     if not _has_answer(text):
         return Reply(text, correction=NEITHER)
     return Reply(text)
+
+
+def unknown_tool_correction(
+    unknown: str, code_tools: Collection[str], closest: Callable[[str], list[str]] | None = None
+) -> str:
+    """What to tell a model that wrote a call to a tool that does not exist: how to run it, and a few names."""
+    names = (closest(unknown) if closest else sorted(code_tools))[:MAX_NAMED_TOOLS]
+    if not names:
+        listed = "(none)"
+    elif len(names) == len(code_tools):
+        listed = ", ".join(names)
+    elif closest:
+        listed = f"{', '.join(names)} (the closest of {len(code_tools)}; `search_tools(query)` finds others)"
+    else:
+        listed = f"{', '.join(names)} and {len(code_tools) - len(names)} more"
+    return (
+        f"There is no tool named {unknown[:80]!r}. Run Python with the `execute_python` tool; inside a script "
+        f"you can call these functions: {listed}."
+    )
 
 
 def _from_tool_uses(text: str, uses: list[Any], code_tools: Collection[str]) -> Reply:

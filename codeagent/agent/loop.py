@@ -134,7 +134,7 @@ class Agent:
             if max_tokens is None:
                 return
             message = self._ask(result, step, system, api_tools, messages, max_tokens)
-            reply = read_reply(message.content, code_tools, direct_tools)
+            reply = read_reply(message.content, code_tools, direct_tools, getattr(self.registry, "closest", None))
             if reply.correction and not corrected and step < s.max_steps:
                 corrected = True  # one corrective turn; whatever comes next is the outcome
                 result.steps[-1].read_as = "correction"

@@ -66,7 +66,13 @@ class ActionRunner:
             return tool_result(block.id, BAD_EXECUTE, True)
         tool = self.registry.get(block.name)
         if tool is None or tool.mode == "code":
-            return tool_result(block.id, f"There is no tool named {block.name!r}.", True)
+            closest = getattr(self.registry, "closest", None)
+            hint = (
+                f" Closest, to call in a script: {', '.join(closest(block.name, 5))}."
+                if closest and tool is None
+                else ""
+            )
+            return tool_result(block.id, f"There is no tool named {block.name[:80]!r}.{hint}", True)
         calls: list[ToolCallRecord] = []
         reply = ToolDispatcher(self.registry, calls.append, self.gate).call(block.id, block.name, block.input)
         for call in calls:

@@ -104,11 +104,15 @@ class ToolBox:
             found
         )
 
+    def closest(self, name: str, k: int = 5) -> list[str]:
+        """The tools that best match a name that does not exist (``ledgerly.delete_bill`` → its words)."""
+        return [t.name for t in self.index().search(name.replace(".", " ").replace("_", " "), k)]
+
     def describe_text(self, name: str = "") -> str:
         tool = self.get(name) if isinstance(name, str) else None
         if tool is None:
-            close = self.index().search(name.replace(".", " ").replace("_", " "), 3) if isinstance(name, str) else []
-            hint = f" Did you mean: {', '.join(t.name for t in close)}?" if close else ""
+            close = self.closest(name, 3) if isinstance(name, str) else []
+            hint = f" Did you mean: {', '.join(close)}?" if close else ""
             raise ValueError(f"no tool named {str(name)[:80]!r}.{hint}")
         from codeagent.tools.render import render_tools
 

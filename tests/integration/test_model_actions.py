@@ -9,10 +9,11 @@ from typing import Any
 import pytest
 from IPython.utils.capture import capture_output
 
+from codeagent.agent.actions import MAX_NAMED_TOOLS
 from codeagent.agent.trace import CodeAgentResult
 from codeagent.kernel_ext.magic import final_view
 from codeagent.testing.messages_server import MessagesServer, Turn, code_turn, text_turn, tool_turn
-from codeagent.tools import tool
+from codeagent.tools import make_tool, tool
 
 PRICES = {"AAPL": 190.5, "MSFT": 412.25}
 TOTAL = "2632.75"
@@ -107,6 +108,40 @@ def test_json_naming_an_unknown_tool_gets_a_clear_correction(
     correction = last_user(model_server.requests[1])
     assert "There is no tool named 'lookup_price'" in correction and "get_price" in correction
     assert [s.read_as for s in result.steps][:2] == ["correction", "script (tool_use)"]
+
+
+def test_among_many_tools_the_correction_names_the_closest_few(
+    shell: Any, model_server: MessagesServer, price_tool: Any, registry: Any, fresh_conversation: None
+) -> None:
+    """A small model guesses a tool name instead of searching; at scale the correction must not list them all."""
+    for i in range(60):
+        registry.add(make_tool(lambda account: [], name=f"ledger_entry_{i}", description=f"Ledger entries {i}."))
+    model_server.add_turns(
+        text_turn('{"name": "lookup_share_price", "arguments": {"symbol": "AAPL"}}'),
+        code_turn(SCRIPT),
+        answer_with_output,
+    )
+    result, _ = ask(shell)
+    assert result.status == "done" and TOTAL in result.answer
+    correction = last_user(model_server.requests[1])
+    named = correction.split("you can call these functions: ")[1].split(" (the closest")[0].split(", ")
+    assert named[0] == "get_price" and len(named) <= MAX_NAMED_TOOLS, correction
+    assert "(the closest of 61; `search_tools(query)` finds others)" in correction
+
+
+def test_a_tool_use_of_an_unknown_name_is_told_the_closest_tools(
+    shell: Any, model_server: MessagesServer, price_tool: Any, registry: Any, fresh_conversation: None
+) -> None:
+    for i in range(30):
+        registry.add(make_tool(lambda account: [], name=f"ledger_entry_{i}", description=f"Ledger entries {i}."))
+    model_server.add_turns(tool_turn("share_price_lookup", {"symbol": "AAPL"}), code_turn(SCRIPT), answer_with_output)
+    result, _ = ask(shell)
+    assert result.status == "done" and TOTAL in result.answer
+    told = last_user(model_server.requests[1])[0]
+    assert told["is_error"] and told["content"].startswith(
+        "There is no tool named 'share_price_lookup'. Closest, to call in a script: get_price, "
+    )
+    assert len(told["content"].split(": ")[1].split(", ")) == 5  # five names, not thirty-one
 
 
 def test_repeated_tool_use_blocks_run_the_script_once(
