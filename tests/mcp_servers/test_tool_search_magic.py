@@ -21,6 +21,10 @@ try:
     describe_tool("ledger_entry_999")
 except ValueError as e:
     print(str(e)[:71])
+try:
+    time_mcp.current_time_in_zone("UTC")
+except AttributeError as e:
+    print(str(e).split(", ")[0])
 """
 
 
@@ -52,6 +56,7 @@ def test_search_mode_prompt_and_search_tools_in_a_script(
         "UTC",
         "def ledger_entry_17(account: str, month: str, limit: int = 100) -> list[dict]:",
         "describe_tool(): no tool named 'ledger_entry_999'. Did you mean: ledger",
+        "MCP server time_mcp has no tool 'current_time_in_zone'; the closest: time_mcp.get_current_time",
     ]
     system = model_server.requests[0]["system"][0]["text"]
     assert "62 tools are already defined" in system and "search_tools(query, k=5)" in system

@@ -106,8 +106,10 @@ class ToolNamespace:
     def __getattr__(self, attr: str) -> Any:  # only called for what is not built yet
         spec = self._specs.get(attr)
         if spec is None:
+            closest = "" if attr.startswith("_") else _closest(f"{self._name}.{attr}")
             raise AttributeError(
-                f"MCP server {self._name} has no tool {attr!r}; see dir({self._name}) or search_tools()"
+                f"MCP server {self._name} has no tool {attr[:80]!r}"
+                + (f"; the closest: {closest}" if closest else f"; see dir({self._name}) or search_tools()")
             )
         stub = make_stub(self._client, spec)
         object.__setattr__(self, attr, stub)
@@ -124,6 +126,15 @@ class ToolNamespace:
 
     def __repr__(self) -> str:
         return f"<tools of MCP server {self._name}: {', '.join(sorted(self._specs)) or 'none'}>"
+
+
+def _closest(name: str) -> str:
+    """The host's closest tools to a name that does not exist (its ``describe_tool`` error says them), or ""."""
+    try:
+        describe_tool(name)
+    except Exception as e:  # the expected answer is the error; anything else means no hint
+        return str(e).partition("Did you mean: ")[2].rstrip("?")
+    return ""
 
 
 def _text_op(op: str, what: str) -> Callable[..., str]:
