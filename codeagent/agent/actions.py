@@ -66,11 +66,11 @@ def read_reply(
     content: Iterable[Any],
     code_tools: Collection[str],
     direct_tools: Collection[str] = (),
-    closest: Callable[[str], list[str]] | None = None,
+    closest: Callable[[str, int], list[str]] | None = None,
 ) -> Reply:
     """Read ``content`` (SDK content blocks). ``code_tools``: names callable from a script; ``direct_tools``:
     names the model may call itself (answered as tool calls, not scripts); ``closest``: the tools that best
-    match a name that does not exist, for the correction (else it names the first tools in order)."""
+    match a name that does not exist (name, how many), for the correction (else it names the first tools)."""
     blocks = list(content)
     text = "".join(b.text for b in blocks if b.type == "text").strip()
     uses = [b for b in blocks if b.type == "tool_use"]
@@ -92,10 +92,10 @@ def read_reply(
 
 
 def unknown_tool_correction(
-    unknown: str, code_tools: Collection[str], closest: Callable[[str], list[str]] | None = None
+    unknown: str, code_tools: Collection[str], closest: Callable[[str, int], list[str]] | None = None
 ) -> str:
     """What to tell a model that wrote a call to a tool that does not exist: how to run it, and a few names."""
-    names = (closest(unknown) if closest else sorted(code_tools))[:MAX_NAMED_TOOLS]
+    names = (closest(unknown, MAX_NAMED_TOOLS) if closest else sorted(code_tools))[:MAX_NAMED_TOOLS]
     if not names:
         listed = "(none)"
     elif len(names) == len(code_tools):

@@ -125,7 +125,7 @@ def test_among_many_tools_the_correction_names_the_closest_few(
     assert result.status == "done" and TOTAL in result.answer
     correction = last_user(model_server.requests[1])
     named = correction.split("you can call these functions: ")[1].split(" (the closest")[0].split(", ")
-    assert named[0] == "get_price" and len(named) <= MAX_NAMED_TOOLS, correction
+    assert named[0] == "get_price" and len(named) == MAX_NAMED_TOOLS, correction
     assert "(the closest of 61; `search_tools(query)` finds others)" in correction
 
 

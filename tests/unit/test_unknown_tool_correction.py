@@ -20,7 +20,7 @@ def test_many_tools_without_an_index_name_the_first_and_count_the_rest() -> None
 
 def test_many_tools_with_an_index_name_the_closest_and_point_to_search() -> None:
     names = [f"tool_{i:03}" for i in range(1000)]
-    text = unknown_tool_correction("nope", names, lambda name: ["tool_007", "tool_070"])
+    text = unknown_tool_correction("nope", names, lambda name, k: ["tool_007", "tool_070"])
     assert text.endswith("tool_007, tool_070 (the closest of 1000; `search_tools(query)` finds others).")
-    long = unknown_tool_correction("x" * 5000, names, lambda name: names[:50])
+    long = unknown_tool_correction("x" * 5000, names, lambda name, k: names[:50])
     assert len(long) < 400 and long.count(", ") == MAX_NAMED_TOOLS - 1 + 0  # a long guess is cut, ten names
