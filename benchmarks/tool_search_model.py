@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import ast
+import builtins
 import json
 import statistics
 import sys
@@ -72,7 +73,7 @@ def guessed_tools(code: str, known: set[str], namespaces: set[str]) -> list[str]
         func = node.func
         if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id in namespaces:
             name = f"{func.value.id}.{func.attr}"
-        elif isinstance(func, ast.Name) and "_" in func.id and func.id not in dir(__builtins__):
+        elif isinstance(func, ast.Name) and "_" in func.id and func.id not in dir(builtins):
             name = func.id
         else:
             continue
