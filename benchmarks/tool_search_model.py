@@ -35,7 +35,7 @@ import anthropic
 from benchmarks.tool_search import BUDGET, DATA, QUERY_SETS, catalog_tools
 from codeagent.agent.actions import MAX_NAMED_TOOLS, json_tool_calls, read_reply
 from codeagent.agent.prompt import EXECUTE_PYTHON, EXECUTE_PYTHON_TOOL, system_prompt
-from codeagent.tools.search import ToolIndex
+from codeagent.tools.search import ToolIndex, name_as_query
 
 
 def search_queries(code: str) -> list[str]:
@@ -131,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
                 "any_search_hit": any(found(s) for s in searches),
                 "guessed_tools": guesses,
                 "closest_to_guess_hit": bool(guesses)
-                and q["tool"] in [t.name for t in index.search(words_of(guesses[0]), MAX_NAMED_TOOLS)],
+                and q["tool"] in [t.name for t in index.search(name_as_query(guesses[0]), MAX_NAMED_TOOLS)],
                 "seconds": round(seconds, 2),
             }
         )
@@ -166,11 +166,6 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / f"tool_search_model_{args.set}.json").write_text(json.dumps(result, indent=1) + "\n")
     return 0
-
-
-def words_of(name: str) -> str:
-    """A tool name as the search query the correction uses (``storely.delete_directory`` → its words)."""
-    return name.replace(".", " ").replace("_", " ")
 
 
 if __name__ == "__main__":

@@ -142,6 +142,11 @@ def words(text: str) -> list[str]:
     return [w.lower() for w in _WORD.findall(text or "")]
 
 
+def name_as_query(name: str) -> str:
+    """A tool name someone made up, as a search for the real ones: ``storely.delete_directory`` → its words."""
+    return name.replace(".", " ").replace("_", " ")
+
+
 def _fields(tool: Any) -> tuple[str, str, str, str, str]:
     name = getattr(tool, "attr", None) or tool.name
     remote = getattr(tool, "remote_name", "")

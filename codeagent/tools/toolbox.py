@@ -106,7 +106,9 @@ class ToolBox:
 
     def closest(self, name: str, k: int = 5) -> list[str]:
         """The tools that best match a name that does not exist (``ledgerly.delete_bill`` → its words)."""
-        return [t.name for t in self.index().search(name.replace(".", " ").replace("_", " "), k)]
+        from codeagent.tools.search import name_as_query
+
+        return [t.name for t in self.index().search(name_as_query(name), k)]
 
     def describe_text(self, name: str = "") -> str:
         tool = self.get(name) if isinstance(name, str) else None
